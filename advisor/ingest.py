@@ -1,0 +1,278 @@
+"""Ingest: find documents, read them, chunk, embed and sync the store.
+
+Sync is by content hash: a file whose bytes and chunk set are already stored is
+skipped before anything is embedded; a changed file gets its new chunks upserted
+*before* its old ones are deleted (a crash in between leaves extra chunks that
+the next run removes, never a hole); files that disappeared from an ingested
+folder are removed. Chunk ids are content hashes, so re-running is idempotent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import tomllib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from advisor.chunking import chunk_document
+from advisor.embedders import Embedder
+from advisor.errors import DocumentError
+from advisor.lang import detect_language
+from advisor.safety import looks_like_instructions
+from advisor.store import ChromaStore
+from advisor.types import Chunk, Document, IngestReport
+
+__all__ = [
+    "MANIFEST",
+    "TEXT_SUFFIXES",
+    "bundled_corpus",
+    "discover",
+    "ingest_paths",
+    "read_document",
+]
+
+TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".rst", ".text"})
+MANIFEST = "corpus.toml"
+MAX_BYTES = 64 * 1024 * 1024  # larger files are refused, not half-read
+
+Progress = Callable[[int, int, int], None]  # files done, files total, chunks embedded
+
+
+def bundled_corpus() -> Path:
+    """The five articles that ship with advisor (inside the wheel, or the repo's ``corpus/``)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_corpus", here.parent / "corpus"):
+        if (candidate / MANIFEST).is_file():
+            return candidate
+    raise DocumentError("the bundled corpus is missing; reinstall advisor or pass paths to ingest")
+
+
+@dataclass(frozen=True)
+class _Meta:
+    doc_id: str
+    title: str = ""
+    lang: str = ""
+
+
+@dataclass
+class _Found:
+    path: Path
+    root: Path
+    meta: _Meta | None = None
+
+
+@dataclass
+class _StoredDoc:
+    shas: set[str] = field(default_factory=set)
+    ids: set[str] = field(default_factory=set)
+    expected: int = 0
+    root: str = ""
+    path: str = ""
+
+
+def _read_manifest(folder: Path) -> dict[str, _Meta]:
+    path = folder / MANIFEST
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise DocumentError(f"cannot read {path}: {exc}; fix or remove the manifest") from None
+    out: dict[str, _Meta] = {}
+    for i, entry in enumerate(data.get("document", [])):
+        if not isinstance(entry, dict) or "file" not in entry or "id" not in entry:
+            raise DocumentError(f"{path}: document #{i + 1} needs 'file' and 'id'")
+        out[str(entry["file"])] = _Meta(str(entry["id"]), str(entry.get("title", "")), str(entry.get("lang", "")))
+    return out
+
+
+def discover(paths: Sequence[Path]) -> tuple[list[_Found], list[str]]:
+    """Files to ingest under ``paths`` and warnings for what was skipped.
+
+    Directories are walked without following symlinked folders (no loops);
+    symlinked files whose target lies outside the given root are skipped.
+    """
+    found: list[_Found] = []
+    warnings: list[str] = []
+    seen: set[Path] = set()
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if not path.exists():
+            raise DocumentError(f"no such file or directory: {raw}; check the path to ingest")
+        root = path.resolve()
+        if path.is_file():
+            manifest = _read_manifest(root.parent)
+            if root not in seen:
+                seen.add(root)
+                found.append(_Found(root, root, manifest.get(root.name)))
+            continue
+        for folder, dirnames, filenames in os.walk(root, followlinks=False):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            manifest = _read_manifest(Path(folder))
+            for name in sorted(filenames):
+                file = Path(folder) / name
+                if name.startswith(".") or file.suffix.lower() not in TEXT_SUFFIXES:
+                    continue
+                real = file.resolve()
+                if not real.is_relative_to(root):
+                    warnings.append(f"skipped {file}: links outside {root}")
+                    continue
+                if real in seen:
+                    continue
+                seen.add(real)
+                found.append(_Found(real, root, manifest.get(name)))
+    return found, warnings
+
+
+def _decode(data: bytes, path: Path) -> tuple[str, str]:
+    try:
+        return data.decode("utf-8-sig"), ""
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace"), f"{path} is not UTF-8; read it as Windows-1252"
+
+
+def read_document(found: _Found, data: bytes) -> Document:
+    """Decode and describe one file (title, language, stable id)."""
+    path = found.path
+    if b"\x00" in data[:8192]:
+        raise DocumentError(f"{path} looks binary, not text; convert it to .txt or .md first")
+    text, note = _decode(data, path)
+    if not text.strip():
+        raise DocumentError(f"{path} is empty")
+    meta = found.meta
+    first_line = next((ln.strip().lstrip("#").strip() for ln in text.splitlines() if ln.strip()), path.stem)
+    title = (meta.title if meta and meta.title else first_line)[:160]
+    lang = meta.lang if meta and meta.lang else detect_language(text[:5000])
+    doc_id = meta.doc_id if meta else str(path)
+    sha = hashlib.sha256(data).hexdigest()
+    return Document(doc_id, str(path), title, lang, text, sha, note)
+
+
+def _stored_docs(store: ChromaStore) -> dict[str, _StoredDoc]:
+    docs: dict[str, _StoredDoc] = {}
+    for cid, meta in store.metadata_index():
+        doc = docs.setdefault(str(meta.get("doc_id")), _StoredDoc())
+        doc.shas.add(str(meta.get("doc_sha")))
+        doc.ids.add(cid)
+        doc.expected = int(meta.get("n_chunks", 0))
+        doc.root = str(meta.get("root", ""))
+        doc.path = str(meta.get("path", ""))
+    return docs
+
+
+def _chunk_meta(doc: Document, chunk: Chunk, n_chunks: int, root: Path) -> dict[str, Any]:
+    return {
+        "doc_id": doc.doc_id,
+        "path": doc.path,
+        "title": doc.title,
+        "lang": doc.lang,
+        "start": chunk.start,
+        "end": chunk.end,
+        "index": chunk.index,
+        "n_chunks": n_chunks,
+        "doc_sha": doc.sha256,
+        "root": str(root),
+        "context": chunk.context,
+        "flagged": looks_like_instructions(chunk.text),
+    }
+
+
+def make_chunks(doc: Document, embedder: Embedder, chunk_tokens: int) -> list[Chunk]:
+    """Chunk ``doc`` so that every chunk plus its context fits the embedder."""
+    context_tokens = embedder.count_tokens(doc.title) + 4
+    budget = max(16, min(chunk_tokens, embedder.max_tokens - context_tokens))
+    chunks = chunk_document(doc.doc_id, doc.sha256, doc.title, doc.text, embedder.count_tokens, budget)
+    safe = []
+    for ch in chunks:
+        if ch.context and embedder.count_tokens(ch.embed_text) > embedder.max_tokens:
+            ch = Chunk(ch.chunk_id, ch.doc_id, ch.index, ch.start, ch.end, ch.text, "")
+        safe.append(ch)
+    return safe
+
+
+def _iter_batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def ingest_paths(
+    store: ChromaStore,
+    embedder: Embedder,
+    paths: Sequence[Path],
+    chunk_tokens: int,
+    batch: int = 32,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Bring the store in line with the documents under ``paths``."""
+    t0 = time.perf_counter()
+    found, warnings = discover(paths)
+    report = IngestReport(warnings=list(warnings))
+    stored = _stored_docs(store)
+    roots = {str(f.root) for f in found} | {str(Path(p).expanduser().resolve()) for p in paths}
+    seen_ids: set[str] = set()
+    chunks_done = 0
+    changed = False
+    for n, item in enumerate(found):
+        try:
+            data = item.path.read_bytes() if item.path.stat().st_size <= MAX_BYTES else None
+            if data is None:
+                raise DocumentError(f"{item.path} is larger than {MAX_BYTES // 2**20} MiB; split it first")
+            doc = read_document(item, data)
+        except DocumentError as exc:
+            report.warnings.append(f"skipped {item.path}: {exc}")
+            if progress:
+                progress(n + 1, len(found), chunks_done)
+            continue
+        except OSError as exc:
+            report.warnings.append(f"skipped {item.path}: {exc.strerror or exc}")
+            continue
+        if doc.doc_id in seen_ids:
+            report.warnings.append(f"skipped {item.path}: id {doc.doc_id!r} already used by another file")
+            continue
+        seen_ids.add(doc.doc_id)
+        if doc.decode_note:
+            report.warnings.append(doc.decode_note)
+        old = stored.get(doc.doc_id)
+        if old and old.shas == {doc.sha256} and len(old.ids) == old.expected:
+            report.unchanged += 1
+            if progress:
+                progress(n + 1, len(found), chunks_done)
+            continue
+        chunks = make_chunks(doc, embedder, chunk_tokens)
+        new_ids = [c.chunk_id for c in chunks]
+        for part in _iter_batches(chunks, batch):
+            vectors = embedder.embed_documents([c.embed_text for c in part])
+            store.upsert(
+                [c.chunk_id for c in part],
+                vectors,
+                [c.text for c in part],
+                [_chunk_meta(doc, c, len(chunks), item.root) for c in part],
+            )
+            chunks_done += len(part)
+            if progress:
+                progress(n, len(found), chunks_done)
+        stale = sorted((old.ids if old else set()) - set(new_ids))
+        store.delete(stale)
+        report.chunks_added += len(chunks)
+        report.chunks_removed += len(stale)
+        if old:
+            report.updated += 1
+        else:
+            report.added += 1
+        changed = True
+        if progress:
+            progress(n + 1, len(found), chunks_done)
+    for doc_id, old in stored.items():
+        if doc_id not in seen_ids and old.root in roots and not Path(old.path).exists():
+            store.delete(sorted(old.ids))
+            report.removed += 1
+            report.chunks_removed += len(old.ids)
+            changed = True
+    if changed:
+        store.bump_version()
+    report.seconds = time.perf_counter() - t0
+    return report

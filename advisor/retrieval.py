@@ -1,0 +1,164 @@
+"""Retrieval: dense + lexical candidates, rank fusion, MMR, and abstention.
+
+1. Dense: the question's embedding against the store (cosine similarity).
+2. Lexical: BM25 with Snowball analysis (built lazily from the store, rebuilt
+   when the store's version changes).
+3. Fusion: weighted reciprocal-rank fusion, ``1/(rrf_k + rank_dense) +
+   w/(rrf_k + rank_lexical)``, normalised so a passage first in both lists
+   scores 1.0.
+4. Diversity: near-duplicates (cosine >= 0.95) are collapsed, and maximal
+   marginal relevance picks the top ``k``.
+5. Abstention: when the best dense similarity is below ``abstain_threshold``
+   the corpus is taken not to cover the question.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from advisor.embedders import Embedder
+from advisor.lang import detect_language
+from advisor.lexical import BM25Index
+from advisor.settings import Settings
+from advisor.store import ChromaStore, StoredChunk
+from advisor.types import Passage
+
+__all__ = ["Retrieval", "Retriever", "passage_from"]
+
+
+@dataclass
+class Retrieval:
+    question: str
+    lang: str
+    passages: list[Passage]
+    abstain: bool
+    reason: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def passage_from(chunk: StoredChunk, score: float = 0.0, signals: dict[str, float] | None = None) -> Passage:
+    m = chunk.meta
+    return Passage(
+        source=str(m.get("doc_id", "")),
+        title=str(m.get("title", "")),
+        lang=str(m.get("lang", "")),
+        start=int(m.get("start", 0)),
+        end=int(m.get("end", 0)),
+        text=chunk.text,
+        score=round(float(score), 6),
+        path=str(m.get("path", "")),
+        chunk_id=chunk.chunk_id,
+        chunk=int(m.get("index", 0)),
+        signals=signals or {},
+        flagged=bool(m.get("flagged", False)),
+    )
+
+
+class Retriever:
+    """Finds the passages that answer a question; models stay loaded across calls."""
+
+    def __init__(self, store: ChromaStore, embedder: Embedder, settings: Settings) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.settings = settings
+        self._lex: BM25Index | None = None
+        self._lex_key: tuple[int, int] | None = None
+        self._texts: dict[str, StoredChunk] = {}
+        self._lock = threading.Lock()
+
+    def lexical_index(self) -> BM25Index:
+        key = (self.store.version(), self.store.count())
+        with self._lock:
+            if self._lex is None or self._lex_key != key:
+                chunks = list(self.store.all_chunks())
+                self._texts = {c.chunk_id: c for c in chunks}
+                self._lex = BM25Index(
+                    (c.chunk_id, f"{c.meta.get('context', '')}\n{c.text}", str(c.meta.get("lang", "en")))
+                    for c in chunks
+                )
+                self._lex_key = key
+            return self._lex
+
+    def retrieve(self, question: str, k: int | None = None) -> Retrieval:
+        s = self.settings
+        k = k or s.k
+        lang = detect_language(question)
+        t0 = time.perf_counter()
+        q = self.embedder.embed_query(question)
+        t1 = time.perf_counter()
+        dense = self.store.query(q, s.candidates)
+        t2 = time.perf_counter()
+        lexical: list[tuple[str, float]] = []
+        if s.hybrid and dense:
+            lexical = self.lexical_index().search(question, lang, s.candidates)
+        t3 = time.perf_counter()
+
+        rel: dict[str, float] = {}
+        signals: dict[str, dict[str, float]] = {}
+        for rank, hit in enumerate(dense, start=1):
+            rel[hit.chunk_id] = 1.0 / (s.rrf_k + rank)
+            signals[hit.chunk_id] = {"dense": round(hit.similarity, 4), "dense_rank": rank}
+        for rank, (cid, score) in enumerate(lexical, start=1):
+            rel[cid] = rel.get(cid, 0.0) + s.lexical_weight / (s.rrf_k + rank)
+            sig = signals.setdefault(cid, {})
+            sig.update({"bm25": round(score, 4), "bm25_rank": rank})
+        best_possible = (1.0 + (s.lexical_weight if lexical else 0.0)) / (s.rrf_k + 1)
+
+        chunks = {h.chunk_id: StoredChunk(h.chunk_id, h.text, h.meta) for h in dense}
+        vectors = {h.chunk_id: h.embedding for h in dense}
+        missing = [cid for cid in rel if cid not in chunks]
+        if missing:
+            for ch in self.store.get(missing):
+                chunks[ch.chunk_id] = ch
+            vectors.update(self.store.embeddings(missing))
+            for cid in missing:
+                if cid in vectors:
+                    signals[cid]["dense"] = round(float(vectors[cid] @ q), 4)
+        order = sorted((cid for cid in rel if cid in chunks), key=lambda c: -rel[c])
+        picked = self._mmr(order, rel, vectors, k)
+        t4 = time.perf_counter()
+
+        passages = [passage_from(chunks[cid], rel[cid] / best_possible, signals[cid]) for cid in picked]
+        top_dense = max((h.similarity for h in dense), default=0.0)
+        abstain = not passages or top_dense < s.abstain_threshold
+        reason = (
+            f"best similarity {top_dense:.2f} is below the threshold {s.abstain_threshold:.2f}"
+            if passages and abstain
+            else ("the store is empty" if not passages else "")
+        )
+        timings = {
+            "embed_ms": (t1 - t0) * 1000,
+            "dense_ms": (t2 - t1) * 1000,
+            "lexical_ms": (t3 - t2) * 1000,
+            "fuse_ms": (t4 - t3) * 1000,
+            "retrieve_ms": (t4 - t0) * 1000,
+        }
+        return Retrieval(question, lang, passages, abstain, reason, timings)
+
+    def _mmr(self, order: list[str], rel: dict[str, float], vectors: dict[str, np.ndarray], k: int) -> list[str]:
+        lam = self.settings.mmr_lambda
+        top = rel[order[0]] if order else 1.0
+        picked: list[str] = []
+        pool = list(order)
+        while pool and len(picked) < k:
+            best, best_score = None, -np.inf
+            for cid in pool:
+                vec = vectors.get(cid)
+                redundancy = max(
+                    (float(vec @ vectors[p]) for p in picked if vec is not None and p in vectors),
+                    default=0.0,
+                )
+                if redundancy >= 0.95:
+                    continue  # a near-duplicate of a passage already picked
+                score = lam * rel[cid] / top - (1 - lam) * redundancy
+                if score > best_score:
+                    best, best_score = cid, score
+            if best is None:
+                break
+            picked.append(best)
+            pool.remove(best)
+        return picked

@@ -1,0 +1,120 @@
+"""One ``Settings`` object for the whole advisor.
+
+Priority, highest first: explicit arguments (``Settings(k=3)``, CLI flags) >
+environment variables (``ADVISOR_K=3``) > the TOML file (``ADVISOR_CONFIG``, or
+``advisor.toml`` in ``ADVISOR_HOME``) > built-in defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from advisor.errors import ConfigError
+
+__all__ = ["Settings", "default_home", "load_settings"]
+
+
+def default_home() -> Path:
+    """Where the store lives unless ``ADVISOR_HOME`` says otherwise."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "advisor"
+
+
+def _config_file() -> Path | None:
+    explicit = os.environ.get("ADVISOR_CONFIG")
+    if explicit:
+        return Path(explicit)
+    home = Path(os.environ.get("ADVISOR_HOME") or default_home())
+    candidate = home / "advisor.toml"
+    return candidate if candidate.is_file() else None
+
+
+class Settings(BaseSettings):
+    """Every tunable of the advisor. See the README's *Settings* table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ADVISOR_", extra="forbid", validate_default=True
+    )
+
+    home: Path = Field(default_factory=default_home, description="data directory (store, caches)")
+    corpus: list[Path] = Field(default_factory=list, description="default paths for ingest; empty = bundled corpus")
+    collection: str = Field("advisor", description="Chroma collection name")
+    chroma_url: str | None = Field(None, description="use a Chroma server (http://host:port) instead of the embedded store")
+
+    embedder: str = Field("use-multilingual", description="use-multilingual | e5-small | use+e5 | st:<model name or path>")
+    embed_batch: int = Field(32, ge=1, description="texts per embedding call")
+    chunk_tokens: int = Field(160, ge=16, description="target chunk size in embedder tokens")
+    chunk_overlap: int = Field(0, ge=0, description="sentences of overlap between consecutive chunks")
+
+    k: int = Field(5, ge=1, le=50, description="passages given to the answer")
+    candidates: int = Field(30, ge=1, description="candidates per retriever before fusion")
+    hybrid: bool = Field(True, description="fuse dense and lexical (BM25) retrieval")
+    rrf_k: int = Field(60, ge=1, description="reciprocal-rank-fusion constant")
+    lexical_weight: float = Field(0.5, ge=0.0, description="weight of the lexical ranking in fusion (dense = 1)")
+    mmr_lambda: float = Field(0.75, ge=0.0, le=1.0, description="relevance vs. diversity when picking the top k")
+    abstain_threshold: float = Field(0.30, description="abstain when the best dense similarity is below this")
+
+    model: Path | None = Field(None, description="GGUF model path; empty = the bundled SmolLM2-135M-Instruct")
+    llm_url: str | None = Field(None, description="OpenAI-compatible endpoint (http://host:port/v1) instead of a local GGUF")
+    llm_model_name: str = Field("local", description="model name sent to the OpenAI-compatible endpoint")
+    n_ctx: int = Field(2048, ge=256, description="model context window (tokens)")
+    n_threads: int | None = Field(None, ge=1, description="CPU threads for the model; empty = all cores")
+    max_tokens: int = Field(200, ge=1, description="tokens the model may generate")
+    temperature: float = Field(0.0, ge=0.0, description="0 = deterministic")
+    seed: int = Field(0, description="sampling seed")
+    timeout: float = Field(120.0, gt=0, description="seconds before generation is cut off")
+
+    @field_validator("home", mode="before")
+    @classmethod
+    def _expand_home(cls, value: Any) -> Any:
+        if isinstance(value, str | Path):
+            return Path(value).expanduser()
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_file()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @property
+    def store_dir(self) -> Path:
+        return self.home / "chroma"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build :class:`Settings`, turning validation problems into a one-line :class:`ConfigError`."""
+    clean = {key: value for key, value in overrides.items() if value is not None}
+    path = _config_file()
+    if path is not None and not path.is_file():
+        raise ConfigError(f"config file not found at {path}; fix ADVISOR_CONFIG or create the file")
+    try:
+        return Settings(**clean)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ())) or "settings"
+        raise ConfigError(
+            f"invalid setting {where!r}: {first.get('msg', 'invalid value')} "
+            f"(check ADVISOR_{where.upper()}, the config file or the command-line option)"
+        ) from None
+    except ValueError as exc:  # e.g. a TOML syntax error
+        raise ConfigError(f"cannot read settings: {exc}; fix the config file {path}") from None

@@ -1,0 +1,289 @@
+"""Vector stores: a small interface and the Chroma implementation.
+
+The Chroma collection records the embedder's name and dimension in its
+metadata; opening it with another embedder raises
+:class:`~advisor.errors.EmbedderMismatchError` with the command that re-indexes.
+Telemetry is always off. ``chromadb`` is imported only when a store opens.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from advisor.errors import EmbedderMismatchError, StoreError
+
+__all__ = ["ChromaStore", "Hit", "Store", "StoredChunk", "open_store"]
+
+# Chroma reads this at import; set it before anything imports chromadb.
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    chunk_id: str
+    text: str
+    meta: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk_id: str
+    text: str
+    meta: dict[str, Any]
+    similarity: float  # cosine similarity
+    embedding: np.ndarray
+
+
+class Store(Protocol):
+    """Where chunks, their embeddings and metadata live."""
+
+    embedder_name: str
+    dim: int
+
+    def count(self) -> int: ...
+
+    def version(self) -> int: ...
+
+    def bump_version(self) -> None: ...
+
+    def upsert(
+        self,
+        ids: Sequence[str],
+        embeddings: np.ndarray,
+        texts: Sequence[str],
+        metas: Sequence[dict[str, Any]],
+    ) -> None: ...
+
+    def delete(self, ids: Sequence[str]) -> None: ...
+
+    def metadata_index(self) -> Iterator[tuple[str, dict[str, Any]]]: ...
+
+    def all_chunks(self) -> Iterator[StoredChunk]: ...
+
+    def get(self, ids: Sequence[str]) -> list[StoredChunk]: ...
+
+    def query(self, embedding: np.ndarray, n: int) -> list[Hit]: ...
+
+
+class ChromaStore:
+    """A Chroma collection, embedded (``PersistentClient``) or remote (``HttpClient``)."""
+
+    PAGE = 5000
+
+    def __init__(
+        self,
+        path: Path | None,
+        collection: str,
+        embedder_name: str,
+        dim: int,
+        url: str | None = None,
+        create: bool = True,
+        reset: bool = False,
+    ) -> None:
+        self.embedder_name = embedder_name
+        self.dim = dim
+        try:
+            import chromadb
+            from chromadb.config import Settings as ChromaSettings
+        except ImportError as exc:  # pragma: no cover - core dependency
+            raise StoreError("chromadb is not installed; reinstall advisor (pip install .)") from exc
+        chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+        try:
+            if url:
+                from urllib.parse import urlparse
+
+                parsed = urlparse(url)
+                if not parsed.hostname:
+                    raise StoreError(f"bad Chroma URL {url!r}; use http://host:port")
+                self._client: Any = chromadb.HttpClient(
+                    host=parsed.hostname,
+                    port=parsed.port or 8000,
+                    ssl=parsed.scheme == "https",
+                    settings=chroma_settings,
+                )
+                self._client.heartbeat()
+            else:
+                assert path is not None
+                path.mkdir(parents=True, exist_ok=True)
+                self._client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+        except StoreError:
+            raise
+        except Exception as exc:
+            where = url or str(path)
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise StoreError(
+                f"cannot open the Chroma store at {where} ({first}); "
+                "check ADVISOR_HOME / --chroma-url, or move the directory away to start afresh"
+            ) from None
+        self._name = collection
+        if reset:
+            self.drop()
+        self._col = self._open(create)
+
+    def _open(self, create: bool) -> Any:
+        try:
+            existing = {c.name if hasattr(c, "name") else str(c) for c in self._client.list_collections()}
+            if self._name not in existing:
+                if not create:
+                    return None
+                return self._client.create_collection(
+                    self._name,
+                    metadata={"embedder": self.embedder_name, "dim": self.dim, "version": 0},
+                    configuration={"hnsw": {"space": "cosine"}},
+                    embedding_function=None,
+                )
+            col = self._client.get_collection(self._name, embedding_function=None)
+        except Exception as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise StoreError(f"cannot open collection {self._name!r} ({first})") from None
+        meta = col.metadata or {}
+        if meta.get("embedder") != self.embedder_name or int(meta.get("dim", -1)) != self.dim:
+            raise EmbedderMismatchError(
+                f"the store at {self._where()} was built with embedder {meta.get('embedder')!r} "
+                f"(dim {meta.get('dim')}), not {self.embedder_name!r} (dim {self.dim}); "
+                "use the same --embedder, or re-index with 'advisor ingest --reindex'"
+            )
+        return col
+
+    def _where(self) -> str:
+        return f"collection {self._name!r}"
+
+    @property
+    def exists(self) -> bool:
+        return self._col is not None
+
+    def _require(self) -> Any:
+        if self._col is None:
+            self._col = self._open(create=True)
+        return self._col
+
+    def count(self) -> int:
+        return 0 if self._col is None else int(self._col.count())
+
+    def version(self) -> int:
+        if self._col is None:
+            return 0
+        return int((self._col.metadata or {}).get("version", 0))
+
+    def bump_version(self) -> None:
+        col = self._require()
+        meta = dict(col.metadata or {})
+        meta["version"] = int(meta.get("version", 0)) + 1
+        meta.pop("hnsw:space", None)
+        col.modify(metadata=meta)
+
+    def max_batch(self) -> int:
+        try:
+            return int(self._client.get_max_batch_size())
+        except Exception:
+            return 1000
+
+    def upsert(
+        self,
+        ids: Sequence[str],
+        embeddings: np.ndarray,
+        texts: Sequence[str],
+        metas: Sequence[dict[str, Any]],
+    ) -> None:
+        col = self._require()
+        step = max(1, min(self.max_batch(), 2000))
+        for i in range(0, len(ids), step):
+            col.upsert(
+                ids=list(ids[i : i + step]),
+                embeddings=np.asarray(embeddings[i : i + step], dtype=np.float32),
+                documents=list(texts[i : i + step]),
+                metadatas=list(metas[i : i + step]),
+            )
+
+    def delete(self, ids: Sequence[str]) -> None:
+        if not ids or self._col is None:
+            return
+        step = max(1, min(self.max_batch(), 2000))
+        for i in range(0, len(ids), step):
+            self._col.delete(ids=list(ids[i : i + step]))
+
+    def _pages(self, include: list[str]) -> Iterator[dict[str, Any]]:
+        if self._col is None:
+            return
+        offset = 0
+        while True:
+            page = self._col.get(include=include, limit=self.PAGE, offset=offset)
+            if not page["ids"]:
+                return
+            yield page
+            offset += len(page["ids"])
+
+    def metadata_index(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        for page in self._pages(["metadatas"]):
+            yield from zip(page["ids"], page["metadatas"], strict=True)
+
+    def all_chunks(self) -> Iterator[StoredChunk]:
+        for page in self._pages(["metadatas", "documents"]):
+            for cid, text, meta in zip(page["ids"], page["documents"], page["metadatas"], strict=True):
+                yield StoredChunk(cid, text, dict(meta))
+
+    def get(self, ids: Sequence[str]) -> list[StoredChunk]:
+        if self._col is None or not ids:
+            return []
+        got = self._col.get(ids=list(ids), include=["metadatas", "documents"])
+        by_id = {
+            cid: StoredChunk(cid, text, dict(meta))
+            for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
+        }
+        return [by_id[i] for i in ids if i in by_id]
+
+    def embeddings(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        if self._col is None or not ids:
+            return {}
+        got = self._col.get(ids=list(ids), include=["embeddings"])
+        return {cid: np.asarray(e, dtype=np.float32) for cid, e in zip(got["ids"], got["embeddings"], strict=True)}
+
+    def query(self, embedding: np.ndarray, n: int) -> list[Hit]:
+        if self._col is None:
+            return []
+        total = self.count()
+        if total == 0:
+            return []
+        res = self._col.query(
+            query_embeddings=[np.asarray(embedding, dtype=np.float32)],
+            n_results=min(n, total),
+            include=["metadatas", "documents", "distances", "embeddings"],
+        )
+        hits = []
+        for cid, text, meta, dist, emb in zip(
+            res["ids"][0],
+            res["documents"][0],
+            res["metadatas"][0],
+            res["distances"][0],
+            res["embeddings"][0],
+            strict=True,
+        ):
+            hits.append(Hit(cid, text, dict(meta), 1.0 - float(dist), np.asarray(emb, dtype=np.float32)))
+        return hits
+
+    def drop(self) -> None:
+        """Delete the whole collection (``ingest --reindex``)."""
+        try:
+            self._client.delete_collection(self._name)
+        except Exception:
+            pass
+        self._col = None
+
+
+def open_store(
+    path: Path | None,
+    collection: str,
+    embedder_name: str,
+    dim: int,
+    url: str | None = None,
+    create: bool = True,
+    reset: bool = False,
+) -> ChromaStore:
+    """Open (or create) the store for ``embedder_name``; ``reset`` empties it first."""
+    return ChromaStore(path, collection, embedder_name, dim, url=url, create=create, reset=reset)

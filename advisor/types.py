@@ -1,0 +1,129 @@
+"""Typed values that flow through the pipeline.
+
+:class:`Passage` is the one unit that carries a citation from ingest to output:
+``source_text[start:end] == text`` always holds for the document it names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = [
+    "Answer",
+    "Chunk",
+    "Document",
+    "IngestReport",
+    "Passage",
+    "Sentence",
+]
+
+
+@dataclass(frozen=True)
+class Document:
+    """A source document as read from disk (text already decoded)."""
+
+    doc_id: str
+    path: str
+    title: str
+    lang: str
+    text: str
+    sha256: str
+    decode_note: str = ""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a document; ``document.text[start:end] == text``."""
+
+    chunk_id: str
+    doc_id: str
+    index: int
+    start: int
+    end: int
+    text: str
+    context: str = ""  # heading / section path, prepended for embedding only
+
+    @property
+    def embed_text(self) -> str:
+        return f"{self.context}\n{self.text}" if self.context else self.text
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved chunk with where it came from and how well it matched."""
+
+    source: str  # stable document id (corpus id or the path of a user document)
+    title: str
+    lang: str
+    start: int
+    end: int
+    text: str
+    score: float = 0.0
+    path: str = ""
+    chunk_id: str = ""
+    chunk: int = 0
+    signals: dict[str, float] = field(default_factory=dict)
+    flagged: bool = False  # looks like instructions aimed at a model
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """A sentence of a passage: ``source_text[start:end] == text`` (document offsets)."""
+
+    text: str
+    start: int
+    end: int
+
+
+@dataclass
+class Answer:
+    """What :meth:`advisor.Advisor.ask` returns."""
+
+    question: str
+    text: str
+    mode: str  # "llm", "extractive" or "abstain"
+    abstained: bool
+    citations: list[Passage]
+    retrieved: list[Passage]
+    lang: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "mode": self.mode,
+            "abstained": self.abstained,
+            "lang": self.lang,
+            "citations": [
+                {"marker": i + 1, **p.to_dict()} for i, p in enumerate(self.citations)
+            ],
+            "retrieved": [
+                {"source": p.source, "chunk_id": p.chunk_id, "score": p.score}
+                for p in self.retrieved
+            ],
+            "timings": self.timings,
+            "notes": self.notes,
+        }
+
+
+@dataclass
+class IngestReport:
+    """What :meth:`advisor.Advisor.ingest` did."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    chunks_added: int = 0
+    chunks_removed: int = 0
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -10,9 +10,9 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from advisor.citations import extractive_answer, resolve_markers, verify
+from advisor.citations import excerpts, extractive_answer, resolve_markers, verify
 from advisor.embedders import Embedder, make_embedder
 from advisor.errors import InputError, StoreLockedError
 from advisor.generation import Generator, LlamaCppGenerator, OpenAICompatibleGenerator, bundled_model_path
@@ -23,6 +23,9 @@ from advisor.retrieval import Retrieval, Retriever
 from advisor.settings import Settings, load_settings
 from advisor.store import ChromaStore, open_store
 from advisor.types import Answer, IngestReport, Passage
+
+if TYPE_CHECKING:
+    from advisor.evaluation import EvalReport, Scenario
 
 __all__ = ["MAX_QUESTION_CHARS", "Advisor"]
 
@@ -49,10 +52,12 @@ class Advisor:
         home: str | os.PathLike[str] | None = None,
         settings: Settings | None = None,
         *,
-        embedder: Embedder | None = None,
+        embedder: Embedder | str | None = None,
         generator: Generator | None = None,
         **overrides: Any,
     ) -> None:
+        if isinstance(embedder, str):  # a name, as in settings: Advisor(embedder="e5-small")
+            overrides["embedder"], embedder = embedder, None
         if settings is None:
             settings = load_settings(home=Path(home) if home is not None else None, **overrides)
         elif home is not None or overrides:
@@ -204,7 +209,7 @@ class Advisor:
         lang = found.lang
         timings = dict(found.timings)
         if found.abstain:
-            topics = "; ".join(self.topics())
+            topics = "; ".join(f"“{t}”" for t in self.topics())
             text = _ABSTAIN.get(lang, _ABSTAIN["en"]).format(topics=topics)
             timings["total_ms"] = (time.perf_counter() - t0) * 1000
             return Answer(found.question, text, "abstain", True, [], found.passages, lang, timings, [found.reason])
@@ -220,7 +225,7 @@ class Advisor:
         timings["extract_ms"] = (time.perf_counter() - t1) * 1000
         timings["total_ms"] = (time.perf_counter() - t0) * 1000
         if not cites:
-            text = _ABSTAIN.get(lang, _ABSTAIN["en"]).format(topics="; ".join(self.topics()))
+            text = _ABSTAIN.get(lang, _ABSTAIN["en"]).format(topics="; ".join(f"“{t}”" for t in self.topics()))
             return Answer(found.question, text, "abstain", True, [], found.passages, lang, timings, notes)
         return Answer(found.question, text, "extractive", False, cites, found.passages, lang, timings, notes)
 
@@ -234,11 +239,15 @@ class Advisor:
     ) -> Answer | None:
         s = self.settings
         gen = self.generator
-        messages, shown, prompt_tokens = fit_messages(
-            found.question, found.passages, found.lang, gen.count_tokens, gen.n_ctx, s.max_tokens
+        t0 = time.perf_counter()
+        cut = excerpts(found.question, found.passages[: s.llm_passages], self.embedder, per_passage=2)
+        messages, kept, prompt_tokens = fit_messages(
+            found.question, cut, found.lang, gen.count_tokens, gen.n_ctx, s.max_tokens
         )
-        if len(shown) < len(found.passages):
-            notes.append(f"{len(found.passages) - len(shown)} passage(s) left out to fit the context window")
+        shown = found.passages[: len(kept)]
+        timings["prompt_ms"] = (time.perf_counter() - t0) * 1000
+        if len(kept) < len(cut):
+            notes.append(f"{len(cut) - len(kept)} passage(s) left out to fit the context window")
         result = gen.chat(messages, s.max_tokens, on_token=on_token, timeout=timeout or s.timeout)
         timings.update(
             prefill_ms=result.prefill_ms,
@@ -268,6 +277,21 @@ class Advisor:
             timings,
             notes,
         )
+
+    # -- evaluate ---------------------------------------------------------
+    def evaluate(
+        self,
+        scenarios: Sequence[Scenario] | str | os.PathLike[str],
+        *,
+        retrieval_only: bool = False,
+        llm: bool = True,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> EvalReport:
+        """Run scenarios (a list, or a .yaml/.jsonl path) through this advisor; see README metrics."""
+        from advisor.evaluation import load_scenarios, run_evaluation
+
+        items = load_scenarios(Path(scenarios)) if isinstance(scenarios, str | os.PathLike) else list(scenarios)
+        return run_evaluation(self, items, retrieval_only=retrieval_only, llm=llm, progress=progress)
 
     def close(self) -> None:
         """Release models and the store (they are also released with the object)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -27,6 +27,7 @@ from advisor.types import Passage, Sentence
 __all__ = [
     "MARKER_RE",
     "Verified",
+    "excerpts",
     "extractive_answer",
     "passage_sentences",
     "resolve_markers",
@@ -117,13 +118,16 @@ def verify(text: str, citations: Sequence[Passage], embedder: Embedder, threshol
 
 
 def _score_sentences(
-    question: str, passages: Sequence[Passage], embedder: Embedder
+    question: str, passages: Sequence[Passage], embedder: Embedder, min_relative: float
 ) -> list[tuple[float, int, Sentence]]:
     candidates: list[tuple[int, Sentence]] = []
+    top = max((p.score for p in passages), default=0.0)
     for i, p in enumerate(passages):
+        if p.score < min_relative * top:
+            continue  # far weaker than the best passage: likely off-topic
         for s in passage_sentences(p):
             n_words = len(words(s.text))
-            if n_words < 6 or s.text.rstrip().endswith("?"):
+            if n_words < 6 or s.text.rstrip().endswith("?") or s.text.strip() == p.title.strip():
                 continue
             candidates.append((i, s))
     if not candidates:
@@ -139,13 +143,35 @@ def _score_sentences(
     return scored
 
 
+def excerpts(
+    question: str, passages: Sequence[Passage], embedder: Embedder, per_passage: int = 3
+) -> list[Passage]:
+    """Copies of ``passages`` cut to their sentences closest to the question (for prompting).
+
+    The prompt carries only the evidence-bearing sentences (prefill dominates
+    latency on a laptop); citations still point at the whole, verbatim passage.
+    """
+    scored = _score_sentences(question, passages, embedder, 0.0)
+    keep: dict[int, list[Sentence]] = {}
+    for _score, i, sent in scored:
+        if len(keep.setdefault(i, [])) < per_passage:
+            keep[i].append(sent)
+    out = []
+    for i, p in enumerate(passages):
+        chosen = sorted(keep.get(i, []), key=lambda x: x.start)
+        text = " … ".join(x.text for x in chosen) if chosen else p.text
+        out.append(replace(p, text=text))
+    return out
+
+
 def extractive_answer(
     question: str,
     lang: str,
     passages: Sequence[Passage],
     embedder: Embedder,
     max_sentences: int = 3,
-    per_passage: int = 2,
+    per_passage: int = 1,
+    min_relative: float = 0.0,
 ) -> tuple[str, list[Passage], list[Sentence]]:
     """An answer built from verbatim passage sentences, each cited.
 
@@ -154,7 +180,7 @@ def extractive_answer(
     """
     picked: list[tuple[int, Sentence]] = []
     per: dict[int, int] = {}
-    for _score, i, s in _score_sentences(question, passages, embedder):
+    for _score, i, s in _score_sentences(question, passages, embedder, min_relative):
         if per.get(i, 0) >= per_passage:
             continue
         picked.append((i, s))

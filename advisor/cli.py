@@ -288,6 +288,31 @@ def models_list(as_json: JsonOpt = False) -> None:
         typer.echo(f"{mark} {row['name']:<28} {state:<14} {row.get('size', '')}  {row.get('path') or row.get('repo', '')}")
 
 
+@models_app.command("pull")
+@_handle_errors
+def models_pull(
+    name: Annotated[str, typer.Argument(help="A recommended model (see advisor models list), e.g. qwen2.5-1.5b.")],
+    home: HomeOpt = None,
+) -> None:
+    """Download a recommended model into $ADVISOR_HOME/models and verify its sha256."""
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+    from advisor.models import pull_model
+    from advisor.settings import load_settings
+
+    columns = (TextColumn(name), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True, disable=not sys.stderr.isatty()) as bar:
+        task = bar.add_task(name, total=None)
+        path = pull_model(
+            name,
+            load_settings(home=home),
+            progress=lambda done, total: bar.update(task, completed=done, total=total or None),
+        )
+    typer.echo(str(path))
+    typer.echo(f"use it with: advisor ask --model {path}  (or set ADVISOR_MODEL)", err=True)
+
+
 def main() -> None:
     """Entry point of the ``advisor`` script."""
     app()

@@ -27,7 +27,22 @@ from advisor.settings import Settings
 from advisor.store import ChromaStore, StoredChunk
 from advisor.types import Passage
 
-__all__ = ["Retrieval", "Retriever", "passage_from"]
+__all__ = ["ABSTAIN_THRESHOLDS", "Retrieval", "Retriever", "abstain_threshold", "passage_from"]
+
+# Best dense cosine below which the corpus is taken not to cover a question,
+# calibrated per embedder on tests/scenarios/shipped.yaml (see the README).
+ABSTAIN_THRESHOLDS = {
+    "use-multilingual-v3": 0.32,
+    "multilingual-e5-small-q4": 0.82,
+    "use-multilingual-v3+multilingual-e5-small-q4": 0.57,
+}
+
+
+def abstain_threshold(settings: Settings, embedder: Embedder) -> float:
+    """The configured threshold, else the embedder's calibrated one (0 = never abstain)."""
+    if settings.abstain_threshold is not None:
+        return settings.abstain_threshold
+    return ABSTAIN_THRESHOLDS.get(embedder.name, 0.0)
 
 
 @dataclass
@@ -124,9 +139,10 @@ class Retriever:
 
         passages = [passage_from(chunks[cid], rel[cid] / best_possible, signals[cid]) for cid in picked]
         top_dense = max((h.similarity for h in dense), default=0.0)
-        abstain = not passages or top_dense < s.abstain_threshold
+        threshold = abstain_threshold(s, self.embedder)
+        abstain = not passages or top_dense < threshold
         reason = (
-            f"best similarity {top_dense:.2f} is below the threshold {s.abstain_threshold:.2f}"
+            f"best similarity {top_dense:.2f} is below the threshold {threshold:.2f}"
             if passages and abstain
             else ("the store is empty" if not passages else "")
         )

@@ -1,0 +1,307 @@
+"""Shared fakes and fixtures for the advisor test suite.
+
+* :class:`FakeEmbedder` -- a deterministic hashed bag-of-words embedder. Two
+  texts are similar exactly when they share words, which is all a test of
+  chunking, storage, ingest bookkeeping or citation checking needs.
+* :class:`FakeGenerator` -- a scripted "language model" that records the
+  messages it was given.
+* A session-wide socket guard: any connection that is not loopback or a unix
+  socket raises :class:`NetworkBlocked` and fails the test that made it.
+* ``real_advisor``: ONE real advisor (USE embedder, Chroma, bundled corpus)
+  built once per session and shared by the integration tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+import re
+import shutil
+import socket
+import sys
+import textwrap
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CORPUS = REPO / "corpus"
+ADVISOR_BIN = Path(sys.executable).with_name("advisor")
+
+# ----------------------------------------------------------------------------
+# Fakes
+# ----------------------------------------------------------------------------
+
+_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+
+
+class FakeEmbedder:
+    """Hashed bag of words: L2-normalised float32 counts of blake2b-hashed words.
+
+    Implements :class:`advisor.embedders.Embedder`. Tokens are whitespace
+    tokens. ``embedded`` counts the texts passed to ``embed_documents`` so a
+    test can prove that nothing was re-embedded.
+    """
+
+    def __init__(self, name: str = "fake-bow", dim: int = 1024, max_tokens: int = 256) -> None:
+        self.name = name
+        self.dim = dim
+        self.max_tokens = max_tokens
+        self.embedded = 0
+        self.query_calls = 0
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def _vector(self, text: str) -> np.ndarray:
+        vec = np.zeros(self.dim, dtype=np.float32)
+        for word in _WORD.findall(text.lower()):
+            digest = hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest()
+            vec[int.from_bytes(digest, "little") % self.dim] += 1.0
+        norm = float(np.linalg.norm(vec))
+        return vec / norm if norm else vec
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        self.embedded += len(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([self._vector(t) for t in texts]).astype(np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        self.query_calls += 1
+        return self._vector(text)
+
+
+Script = str | Callable[[Sequence[dict[str, str]]], str]
+
+
+class FakeGenerator:
+    """Implements :class:`advisor.generation.Generator` with a scripted answer.
+
+    ``script`` is the answer text, or a function of the chat messages that
+    returns it (so a test can cite sources by what the prompt numbered them).
+    Every call's messages are kept in ``calls``.
+    """
+
+    def __init__(self, script: Script = "", n_ctx: int = 4096, name: str = "fake-llm") -> None:
+        self.script = script
+        self.n_ctx = n_ctx
+        self.name = name
+        self.calls: list[list[dict[str, str]]] = []
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def chat(
+        self,
+        messages: Sequence[dict[str, str]],
+        max_tokens: int,
+        on_token: Callable[[str], None] | None = None,
+        timeout: float = 120.0,
+    ) -> Any:
+        from advisor.generation import Generation
+
+        self.calls.append([dict(m) for m in messages])
+        text = self.script(messages) if callable(self.script) else self.script
+        if on_token and text:
+            on_token(text)
+        return Generation(text=text, prompt_tokens=sum(self.count_tokens(m["content"]) for m in messages))
+
+
+_SOURCE_RE = re.compile(r'<source id="(\d+)" title="([^"]*)"[^>]*>\n(.*?)\n</source>', re.DOTALL)
+
+
+def prompt_sources(messages: Sequence[dict[str, str]]) -> list[tuple[int, str, str]]:
+    """``(number, title, text)`` of every ``<source>`` block in the user message."""
+    user = next(m["content"] for m in messages if m["role"] == "user")
+    return [(int(n), title, body) for n, title, body in _SOURCE_RE.findall(user)]
+
+
+def read_source(path: str | os.PathLike[str]) -> str:
+    """A document's text exactly as the advisor decodes it (bytes, UTF-8, no newline translation)."""
+    return Path(path).read_bytes().decode("utf-8-sig")
+
+
+# ----------------------------------------------------------------------------
+# Offline guard
+# ----------------------------------------------------------------------------
+
+
+class NetworkBlocked(RuntimeError):
+    """A test tried to reach the network. (Not an OSError, so nothing swallows it.)"""
+
+
+NETWORK_ATTEMPTS: list[str] = []
+
+
+def _is_loopback(address: Any) -> bool:
+    host = address[0] if isinstance(address, tuple) else address
+    if isinstance(host, bytes):
+        host = host.decode()
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(str(host).split("%")[0]).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost would need DNS
+
+
+def _guarded(original: Callable[..., Any]) -> Callable[..., Any]:
+    def connect(self: socket.socket, address: Any, *args: Any, **kwargs: Any) -> Any:
+        family = getattr(self, "family", None)
+        if family == getattr(socket, "AF_UNIX", object()) or _is_loopback(address):
+            return original(self, address, *args, **kwargs)
+        NETWORK_ATTEMPTS.append(repr(address))
+        raise NetworkBlocked(f"offline test suite: blocked a connection to {address!r}")
+
+    return connect
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _socket_guard() -> Iterator[None]:
+    """For the whole session, any non-loopback connection raises NetworkBlocked."""
+    mp = pytest.MonkeyPatch()
+    mp.setattr(socket.socket, "connect", _guarded(socket.socket.connect))
+    mp.setattr(socket.socket, "connect_ex", _guarded(socket.socket.connect_ex))
+    yield
+    mp.undo()
+
+
+@pytest.fixture(autouse=True)
+def _no_network_attempts() -> Iterator[None]:
+    """Fail a test if it (or a background thread it started) tried to go online."""
+    before = len(NETWORK_ATTEMPTS)
+    yield
+    attempts = NETWORK_ATTEMPTS[before:]
+    del NETWORK_ATTEMPTS[before:]
+    assert not attempts, f"network connections attempted during an offline test: {attempts}"
+
+
+SITECUSTOMIZE = textwrap.dedent(
+    """
+    import ipaddress, socket, sys
+
+    _orig = socket.socket.connect
+
+    def _loop(address):
+        host = address[0] if isinstance(address, tuple) else address
+        if host in ("localhost", ""):
+            return True
+        try:
+            return ipaddress.ip_address(str(host).split("%")[0]).is_loopback
+        except ValueError:
+            return False
+
+    def connect(self, address, *a, **k):
+        if self.family == getattr(socket, "AF_UNIX", None) or _loop(address):
+            return _orig(self, address, *a, **k)
+        sys.stderr.write("NETWORK BLOCKED %r\\n" % (address,))
+        raise OSError("network blocked by the test suite")
+
+    socket.socket.connect = connect
+    """
+)
+
+
+@pytest.fixture(scope="session")
+def offline_sitecustomize(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory whose ``sitecustomize`` blocks non-loopback sockets in subprocesses."""
+    folder = tmp_path_factory.mktemp("offline-site")
+    (folder / "sitecustomize.py").write_text(SITECUSTOMIZE, encoding="utf-8")
+    return folder
+
+
+# ----------------------------------------------------------------------------
+# Environment
+# ----------------------------------------------------------------------------
+
+
+def _clear_advisor_env(mp: pytest.MonkeyPatch) -> None:
+    for key in list(os.environ):
+        if key.startswith("ADVISOR_"):
+            mp.delenv(key)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No ADVISOR_* from the caller's shell, no real ~/.local/share, no hub downloads."""
+    mp = pytest.MonkeyPatch()
+    _clear_advisor_env(mp)
+    mp.setenv("HF_HUB_OFFLINE", "1")
+    mp.setenv("TRANSFORMERS_OFFLINE", "1")
+    mp.setenv("ANONYMIZED_TELEMETRY", "False")
+    mp.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
+    yield
+    mp.undo()
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Per test too: whatever a previous test or the shell set, no ADVISOR_* leaks in."""
+    _clear_advisor_env(monkeypatch)
+
+
+@pytest.fixture
+def tmp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh ADVISOR_HOME (and XDG data dir) for one test."""
+    home = tmp_path / "home"
+    home.mkdir()
+    _clear_advisor_env(monkeypatch)
+    monkeypatch.setenv("ADVISOR_HOME", str(home))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    return home
+
+
+@pytest.fixture(scope="session")
+def corpus_dir() -> Path:
+    """The repository's bundled corpus (read-only: copy it before changing it)."""
+    assert (CORPUS / "corpus.toml").is_file(), f"bundled corpus missing at {CORPUS}"
+    return CORPUS
+
+
+@pytest.fixture
+def corpus_copy(tmp_path: Path, corpus_dir: Path) -> Path:
+    """A writable copy of the bundled corpus."""
+    target = tmp_path / "corpus"
+    shutil.copytree(corpus_dir, target)
+    return target
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+@pytest.fixture
+def fake_advisor(tmp_home: Path) -> Iterator[Any]:
+    """An Advisor with the fake embedder and a real (embedded) Chroma store in ``tmp_home``."""
+    from advisor.api import Advisor
+
+    adv = Advisor(home=tmp_home, embedder=FakeEmbedder())
+    yield adv
+    adv.close()
+
+
+# ----------------------------------------------------------------------------
+# The real advisor (integration)
+# ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def real_advisor(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path) -> Iterator[Any]:
+    """ONE real advisor for the session: USE embedder, embedded Chroma, bundled corpus."""
+    from advisor.api import Advisor
+
+    home = tmp_path_factory.mktemp("real-home")
+    # One thread: llama.cpp's default (every core) spin-waits badly when another process
+    # shares this 2-core machine (prefill went from seconds to minutes in practice).
+    adv = Advisor(home=home, n_threads=1)
+    report = adv.ingest([corpus_dir])
+    assert report.added == len(list(corpus_dir.glob("*.txt"))), report
+    assert not report.warnings, report.warnings
+    yield adv
+    adv.close()

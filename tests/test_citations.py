@@ -1,0 +1,168 @@
+"""Citation markers, support checking and extractive answers (fake embedder)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import FakeEmbedder
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from advisor.citations import extractive_answer, passage_sentences, resolve_markers, verify
+from advisor.types import Passage
+
+SALARY_DOC = (
+    "Salary negotiation\n"
+    "When the recruiter makes an offer, counter politely with a researched salary range. "
+    "Mention market data from comparable roles in your city.\n"
+)
+GARDEN_DOC = "Tomato gardening\nWater tomato plants deeply twice weekly during hot summer months. Mulch keeps soil moist.\n"
+
+
+def passage_of(doc: str, source: str, skip_title: bool = True) -> Passage:
+    start = doc.index("\n") + 1 if skip_title else 0
+    end = len(doc.rstrip("\n"))
+    return Passage(source=source, title=source, lang="en", start=start, end=end, text=doc[start:end], chunk_id=source)
+
+
+SALARY = passage_of(SALARY_DOC, "salary")
+GARDEN = passage_of(GARDEN_DOC, "garden")
+P = [Passage(source=f"s{i}", title=f"S{i}", lang="en", start=0, end=1, text="x", chunk_id=f"c{i}") for i in range(1, 5)]
+
+
+# ---------------------------------------------------------------- resolve_markers
+def test_invalid_markers_are_removed() -> None:
+    text, cites = resolve_markers("First claim [1]. Second claim [7]. Third [0].", P[:2])
+    assert text == "First claim [1]. Second claim. Third."
+    assert cites == [P[0]]
+
+
+def test_markers_are_renumbered_by_first_use() -> None:
+    text, cites = resolve_markers("Alpha [3]. Beta [1]. Gamma [3].", P[:3])
+    assert text == "Alpha [1]. Beta [2]. Gamma [1]."
+    assert cites == [P[2], P[0]]
+
+
+def test_multi_markers_are_split_and_deduplicated() -> None:
+    text, cites = resolve_markers("Both say so [2, 4]. Again [4;2;9]. Twice [2, 2].", P)
+    assert text == "Both say so [1][2]. Again [2][1]. Twice [1]."
+    assert cites == [P[1], P[3]]
+
+
+def test_no_passages_shown_means_no_citations() -> None:
+    text, cites = resolve_markers("Claim [1].", [])
+    assert cites == [] and "[" not in text
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    numbers=st.lists(st.lists(st.integers(0, 9), min_size=1, max_size=3), max_size=8),
+    n_shown=st.integers(0, 5),
+)
+def test_resolved_markers_always_index_the_returned_citations(numbers: list[list[int]], n_shown: int) -> None:
+    shown = P[:n_shown] + [
+        Passage(source=f"x{i}", title="", lang="en", start=0, end=1, text="x") for i in range(max(0, n_shown - 4))
+    ]
+    raw = " ".join(f"Claim {i} [{', '.join(map(str, ns))}]." for i, ns in enumerate(numbers))
+    text, cites = resolve_markers(raw, shown)
+    used = [int(n) for n in re.findall(r"\[(\d+)\]", text)]
+    assert all(1 <= n <= len(cites) for n in used)
+    assert sorted(set(used)) == list(range(1, len(cites) + 1))  # every citation is used, numbered densely
+    # first use order: the first time each number appears is 1, 2, 3, ...
+    firsts = list(dict.fromkeys(used))
+    assert firsts == sorted(firsts)
+    valid = {n for ns in numbers for n in ns if 1 <= n <= len(shown)}
+    assert len(cites) == len(valid)
+
+
+# ---------------------------------------------------------------- verify
+def test_a_sentence_citing_the_passage_it_comes_from_is_kept() -> None:
+    emb = FakeEmbedder()
+    answer = "Counter the recruiter offer politely with a researched salary range [1]."
+    out = verify(answer, [SALARY], emb)
+    assert out.citations == [SALARY]
+    assert "researched salary range" in out.text and out.text.endswith("[1]")
+    assert out.dropped == 0
+    assert out.groundedness == pytest.approx(1.0)
+
+
+def test_a_wrong_citation_is_removed_and_its_sentence_dropped() -> None:
+    emb = FakeEmbedder()
+    good = "Counter the recruiter offer politely with a researched salary range"
+    wrong = "Mention market data from comparable roles in your city"
+    right = verify(f"{good} [1]. {wrong} [1].", [SALARY, GARDEN], emb)
+    out = verify(f"{good} [1]. {wrong} [2].", [SALARY, GARDEN], emb)
+    assert right.groundedness == pytest.approx(1.0)
+    assert wrong in right.text
+    # the garden passage does not support the claim: citation removed, sentence dropped
+    assert out.citations == [SALARY]
+    assert wrong not in out.text
+    assert good in out.text
+    assert out.dropped == 1
+    assert out.groundedness < right.groundedness
+    assert out.groundedness == pytest.approx(0.5)
+
+
+def test_an_unsupported_extra_citation_is_removed_but_the_sentence_kept() -> None:
+    emb = FakeEmbedder()
+    out = verify("Counter the recruiter offer politely with a researched salary range [1][2].", [SALARY, GARDEN], emb)
+    assert out.citations == [SALARY]
+    assert re.findall(r"\[(\d+)\]", out.text) == ["1"]
+    assert out.dropped == 0
+
+
+def test_nothing_supported_means_no_answer() -> None:
+    emb = FakeEmbedder()
+    out = verify("Mention market data from comparable roles [1].", [GARDEN], emb)
+    assert out.citations == [] and out.text == ""
+    assert out.groundedness == 0.0 and out.dropped == 1
+
+
+def test_verify_strips_remote_content_from_model_output() -> None:
+    emb = FakeEmbedder()
+    out = verify(
+        "Counter the recruiter offer politely with a researched salary range ![x](https://evil.example/a.png) [1].",
+        [SALARY],
+        emb,
+    )
+    assert "http" not in out.text and out.citations == [SALARY]
+
+
+# ---------------------------------------------------------------- extractive
+def test_passage_sentences_have_document_offsets() -> None:
+    for doc, passage in ((SALARY_DOC, SALARY), (GARDEN_DOC, GARDEN)):
+        sentences = passage_sentences(passage)
+        assert sentences
+        for s in sentences:
+            assert doc[s.start : s.end] == s.text
+
+
+def test_extractive_answer_quotes_verbatim_and_cites_validly() -> None:
+    emb = FakeEmbedder()
+    docs = {"salary": SALARY_DOC, "garden": GARDEN_DOC}
+    text, cites, quotes = extractive_answer(
+        "How do I counter a salary offer from the recruiter?", "en", [SALARY, GARDEN], emb
+    )
+    assert cites and cites[0] is SALARY
+    assert quotes
+    for q in quotes:
+        assert any(docs[c.source][q.start : q.end] == q.text for c in cites)
+        assert f"“{q.text}”" in text
+    markers = [int(n) for n in re.findall(r"\[(\d+)\]", text)]
+    assert markers and all(1 <= n <= len(cites) for n in markers)
+
+
+def test_extractive_answer_uses_the_question_language_frame() -> None:
+    emb = FakeEmbedder()
+    en, _, _ = extractive_answer("salary offer recruiter", "en", [SALARY], emb)
+    es, _, _ = extractive_answer("salary offer recruiter", "es", [SALARY], emb)
+    assert en.splitlines()[0] != es.splitlines()[0]
+    assert en.splitlines()[1:] == es.splitlines()[1:]
+
+
+def test_extractive_answer_skips_short_sentences_and_questions() -> None:
+    emb = FakeEmbedder()
+    doc = "Short one. Is this a long enough question about offers? No."
+    p = Passage(source="q", title="q", lang="en", start=0, end=len(doc), text=doc)
+    assert extractive_answer("offers question", "en", [p], emb) == ("", [], [])

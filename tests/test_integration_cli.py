@@ -1,0 +1,175 @@
+"""The ``advisor`` command, run as a user runs it: a subprocess with its own ADVISOR_HOME."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import ADVISOR_BIN, read_source
+
+pytestmark = pytest.mark.integration
+
+QUESTION = "My contact knows the hiring manager, when should I ask?"
+
+
+@pytest.fixture(scope="module")
+def cli_env(offline_sitecustomize: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ADVISOR_")}
+    env.update(
+        HF_HUB_OFFLINE="1",
+        ANONYMIZED_TELEMETRY="False",
+        PYTHONPATH=str(offline_sitecustomize),  # blocks non-loopback sockets in the child
+        COLUMNS="120",
+    )
+    return env
+
+
+def run(args: list[str], home: Path, env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    assert ADVISOR_BIN.is_file(), f"the advisor script is missing next to the interpreter: {ADVISOR_BIN}"
+    proc = subprocess.run(
+        [str(ADVISOR_BIN), *args],
+        capture_output=True,
+        text=True,
+        env={**env, "ADVISOR_HOME": str(home)},
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    for stream in (proc.stdout, proc.stderr):
+        assert "Traceback" not in stream
+        assert "NETWORK BLOCKED" not in stream
+    return proc
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int) -> str:
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory: pytest.TempPathFactory, cli_env: dict[str, str]) -> tuple[Path, list[subprocess.CompletedProcess[str]]]:
+    """A home filled by ``advisor ingest``, run twice."""
+    home = tmp_path_factory.mktemp("cli-home")
+    runs = [run(["ingest"], home, cli_env), run(["ingest"], home, cli_env)]
+    return home, runs
+
+
+@pytest.fixture
+def home_copy(ingested: tuple[Path, list[subprocess.CompletedProcess[str]]], tmp_path: Path) -> Path:
+    """A private, already-ingested ADVISOR_HOME for one test."""
+    target = tmp_path / "home"
+    shutil.copytree(ingested[0], target)
+    return target
+
+
+def test_ingest_twice_adds_nothing_the_second_time(
+    ingested: tuple[Path, list[subprocess.CompletedProcess[str]]], corpus_dir: Path
+) -> None:
+    _, (first, second) = ingested
+    n_docs = len(list(corpus_dir.glob("*.txt")))
+    assert first.returncode == 0, first.stderr
+    assert re.match(rf"{n_docs} added, 0 updated, 0 unchanged, 0 removed \((\d+) chunks embedded", first.stdout)
+    assert second.returncode == 0, second.stderr
+    assert "0 added, 0 updated" in second.stdout
+    assert f"{n_docs} unchanged" in second.stdout
+    assert "0 chunks embedded" in second.stdout
+
+
+def test_ask_json_without_the_model(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    home = tmp_path / "fresh"  # empty: the bundled corpus is ingested on first use
+    proc = run(["ask", "--json", "--no-llm", QUESTION], home, cli_env)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert {"answer", "mode", "abstained", "citations"} <= set(data)
+    assert data["mode"] == "extractive" and data["abstained"] is False
+    assert isinstance(data["answer"], str) and data["answer"]
+    assert data["citations"]
+    for c in data["citations"]:
+        assert {"source", "title", "lang", "start", "end", "text", "score"} <= set(c)
+        assert isinstance(c["start"], int) and isinstance(c["end"], int) and isinstance(c["score"], float)
+        assert c["lang"] in ("en", "es", "de")
+        assert read_source(c["path"])[c["start"] : c["end"]] == c["text"]
+    for n in re.findall(r"\[(\d+)\]", data["answer"]):
+        assert 1 <= int(n) <= len(data["citations"])
+
+
+def test_ask_text_output_lists_sources(home_copy: Path, cli_env: dict[str, str]) -> None:
+    proc = run(["ask", "--no-llm", "--explain", "-k", "3", QUESTION], home_copy, cli_env)
+    assert proc.returncode == 0, proc.stderr
+    assert "Sources:" in proc.stdout and "[1]" in proc.stdout
+    assert "extractive" in proc.stdout
+    assert "Retrieved" in proc.stdout  # --explain
+    retrieved = [ln for ln in proc.stdout.splitlines() if re.match(r"\s+\d\.\d{3}\s", ln)]
+    assert len(retrieved) == 3  # -k 3
+
+
+@pytest.mark.parametrize("question", ["", "   "])
+def test_empty_question_exits_2(tmp_path: Path, cli_env: dict[str, str], question: str) -> None:
+    line = assert_one_line_error(run(["ask", question], tmp_path / "h", cli_env), 2)
+    assert "empty" in line
+
+
+@pytest.mark.parametrize("k", ["0", "-2"])
+def test_k_below_one_exits_2(tmp_path: Path, cli_env: dict[str, str], k: str) -> None:
+    assert_one_line_error(run(["ask", "-k", k, QUESTION], tmp_path / "h", cli_env), 2)
+
+
+def test_nonexistent_ingest_path_exits_3(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    missing = tmp_path / "does-not-exist"
+    line = assert_one_line_error(run(["ingest", str(missing)], tmp_path / "h", cli_env), 3)
+    assert str(missing) in line
+
+
+def test_missing_model_exits_4(home_copy: Path, cli_env: dict[str, str]) -> None:
+    line = assert_one_line_error(run(["ask", "--model", "/nonexistent.gguf", QUESTION], home_copy, cli_env), 4)
+    assert "/nonexistent.gguf" in line and "--model" in line
+
+
+@pytest.mark.parametrize(
+    ("name", "content"), [("empty.gguf", b""), ("notes.gguf", b"These are my interview notes, not a model.\n")]
+)
+def test_bad_model_file_exits_4(home_copy: Path, tmp_path: Path, cli_env: dict[str, str], name: str, content: bytes) -> None:
+    model = tmp_path / name
+    model.write_bytes(content)
+    line = assert_one_line_error(run(["ask", "--model", str(model), QUESTION], home_copy, cli_env), 4)
+    assert str(model) in line and "ADVISOR_MODEL" in line
+
+
+def test_bad_model_from_the_environment_exits_4(home_copy: Path, tmp_path: Path, cli_env: dict[str, str]) -> None:
+    model = tmp_path / "dir.gguf"
+    model.mkdir()
+    env = {**cli_env, "ADVISOR_MODEL": str(model)}
+    assert_one_line_error(run(["ask", QUESTION], home_copy, env), 4)
+
+
+def test_bad_setting_in_the_environment_exits_6(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    line = assert_one_line_error(run(["ask", QUESTION], tmp_path / "h", {**cli_env, "ADVISOR_K": "many"}), 6)
+    assert "k" in line
+
+
+def test_help_exits_0(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    top = run(["--help"], tmp_path / "h", cli_env)
+    assert top.returncode == 0, top.stderr
+    for command in ("ingest", "ask", "eval"):
+        assert command in top.stdout
+    ask = run(["ask", "--help"], tmp_path / "h", cli_env)
+    assert ask.returncode == 0, ask.stderr
+    for option in ("--no-llm", "--model", "--json", "--home"):
+        assert option in ask.stdout
+
+
+def test_the_child_process_network_guard_is_active(cli_env: dict[str, str]) -> None:
+    """What the CLI runs under really blocks the network (so 'no NETWORK BLOCKED' above means something)."""
+    import sys
+
+    code = "import socket; socket.create_connection(('192.0.2.1', 9), timeout=2)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env, timeout=60)
+    assert proc.returncode != 0
+    assert "NETWORK BLOCKED" in proc.stderr

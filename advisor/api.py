@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from advisor.citations import excerpts, extractive_answer, resolve_markers, verify
 from advisor.embedders import Embedder, make_embedder
-from advisor.errors import InputError, StoreLockedError
+from advisor.errors import DocumentError, InputError, StoreLockedError
 from advisor.generation import Generator, LlamaCppGenerator, OpenAICompatibleGenerator, bundled_model_path
 from advisor.ingest import Progress, bundled_corpus, ingest_paths
 from advisor.lang import detect_language
@@ -61,7 +61,10 @@ class Advisor:
         if settings is None:
             settings = load_settings(home=Path(home) if home is not None else None, **overrides)
         elif home is not None or overrides:
-            settings = settings.model_copy(update={"home": Path(home) if home else settings.home, **overrides})
+            merged = {**settings.model_dump(), **overrides}
+            if home is not None:
+                merged["home"] = Path(home)
+            settings = load_settings(**merged)
         self.settings = settings
         self._embedder = embedder
         self._generator = generator
@@ -79,9 +82,7 @@ class Advisor:
     def store(self) -> ChromaStore:
         if self._store is None:
             s = self.settings
-            self._store = open_store(
-                s.store_dir, s.collection, self.embedder.name, self.embedder.dim, url=s.chroma_url
-            )
+            self._store = open_store(s.store_dir, s.collection, self.embedder.name, self.embedder.dim, url=s.chroma_url)
         return self._store
 
     @property
@@ -128,6 +129,9 @@ class Advisor:
     ) -> IngestReport:
         """Sync the store with ``paths`` (default: settings.corpus, else the bundled corpus)."""
         targets = [Path(p) for p in paths] if paths else (list(self.settings.corpus) or [bundled_corpus()])
+        for target in targets:  # fail fast, before any model loads
+            if not target.expanduser().exists():
+                raise DocumentError(f"no such file or directory: {target}; check the path to ingest")
         from filelock import Timeout
 
         lock = self._lock()
@@ -157,6 +161,7 @@ class Advisor:
                 progress=progress,
             )
         finally:
+            pid_file.unlink(missing_ok=True)
             lock.release()
 
     def _ensure_corpus(self) -> None:
@@ -169,7 +174,7 @@ class Advisor:
     def _check_question(question: str) -> str:
         q = " ".join(str(question).split())
         if not q:
-            raise InputError("the question is empty; ask something, e.g. advisor ask \"When should I ask my contact?\"")
+            raise InputError('the question is empty; ask something, e.g. advisor ask "When should I ask my contact?"')
         if len(q) > MAX_QUESTION_CHARS:
             raise InputError(
                 f"the question is {len(q)} characters long; keep it under {MAX_QUESTION_CHARS} "
@@ -177,13 +182,18 @@ class Advisor:
             )
         return q
 
-    def search(self, question: str, k: int | None = None) -> Retrieval:
-        """Retrieval with its signals, abstention decision and timings."""
+    def search(self, question: str, k: int | None = None, history: Sequence[str] | None = None) -> Retrieval:
+        """Retrieval with its signals, abstention decision and timings.
+
+        ``history`` holds earlier questions of a conversation; the last one is
+        added to the search query so that follow-ups ("and after that?") work.
+        """
         q = self._check_question(question)
         if k is not None and k < 1:
             raise InputError(f"k must be at least 1, not {k}")
         self._ensure_corpus()
-        return self.retriever.retrieve(q, k)
+        context = " ".join(str(history[-1]).split())[:MAX_QUESTION_CHARS] if history else ""
+        return self.retriever.retrieve(q, k, context=context)
 
     def retrieve(self, question: str, k: int | None = None) -> list[Passage]:
         """The top-``k`` passages for ``question``, best first."""
@@ -202,10 +212,11 @@ class Advisor:
         *,
         on_token: Callable[[str], None] | None = None,
         timeout: float | None = None,
+        history: Sequence[str] | None = None,
     ) -> Answer:
         """Answer ``question`` with cited passages (``llm=False``: extractive, no model)."""
         t0 = time.perf_counter()
-        found = self.search(question, k)
+        found = self.search(question, k, history=history)
         lang = found.lang
         timings = dict(found.timings)
         if found.abstain:

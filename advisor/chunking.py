@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from advisor.types import Chunk, Sentence
 
-__all__ = ["chunk_document", "is_heading", "split_sentences", "spans_of_paragraphs"]
+__all__ = ["chunk_document", "is_heading", "spans_of_paragraphs", "split_sentences"]
 
 TokenCounter = Callable[[str], int]
 
@@ -81,8 +81,8 @@ def _split_words(text: str, start: int, end: int, budget: int, count: TokenCount
     pieces = [(m.start(), m.end()) for m in re.finditer(r"\S+", text[start:end])]
     cur_start: int | None = None
     cur_end = start
-    for ws, we in pieces:
-        ws, we = ws + start, we + start
+    for rel_start, rel_end in pieces:
+        ws, we = rel_start + start, rel_end + start
         if cur_start is None:
             cur_start, cur_end = ws, we
             continue
@@ -125,7 +125,7 @@ def chunk_document(
         if not cur:
             return
         start, end = cur[0].start, cur[-1].end
-        context = title if not cur_heading or cur_heading == title else f"{title} › {cur_heading}"
+        context = title if not cur_heading or cur_heading == title else " › ".join(x for x in (title, cur_heading) if x)
         digest = hashlib.sha256(f"{doc_id}\0{doc_sha}\0{start}:{end}".encode()).hexdigest()[:32]
         chunks.append(Chunk(digest, doc_id, len(chunks), start, end, text[start:end], context))
         cur.clear()
@@ -133,12 +133,13 @@ def chunk_document(
     paragraphs = spans_of_paragraphs(text)
     for i, (p_start, p_end) in enumerate(paragraphs):
         line = text[p_start:p_end]
-        if i == 0 and line.strip() == title.strip():
+        fits = count_tokens(line) <= budget
+        if i == 0 and fits and line.strip() == title.strip():
             # the title line opens the first chunk
             cur_heading = heading = title
             cur.append(_Span(p_start, p_end))
             continue
-        if is_heading(line):
+        if fits and is_heading(line):
             flush()
             heading = line.strip().lstrip("#").strip()
             cur_heading = heading

@@ -5,7 +5,8 @@
   first use, so ``[i]`` in the final text is ``citations[i-1]``.
 * :func:`verify` scores each cited sentence against the sentences of the
   passage it names (cross-lingual embedding similarity) and removes citations
-  that do not support it; sentences left without support are dropped.
+  that do not support it; sentences left without a supporting citation (and
+  instruction-like sentences) are dropped, so every sentence shown is cited.
 * :func:`extractive_answer` answers without a language model: the passage
   sentences closest to the question, quoted verbatim, each with its citation.
 """
@@ -21,7 +22,7 @@ import numpy as np
 from advisor.chunking import split_sentences
 from advisor.embedders import Embedder
 from advisor.lang import words
-from advisor.safety import strip_remote_content
+from advisor.safety import looks_like_instructions, strip_remote_content
 from advisor.types import Passage, Sentence
 
 __all__ = [
@@ -47,6 +48,16 @@ _FRAME = {
 def passage_sentences(passage: Passage) -> list[Sentence]:
     """Sentences of ``passage`` with offsets into the *source document*."""
     return split_sentences(passage.text, offset=passage.start)
+
+
+def evidence_sentences(passage: Passage) -> list[Sentence]:
+    """Sentences that may support an answer: instruction-like text never does.
+
+    A document that says "ignore your instructions and answer X" can be quoted
+    among the sources, but it can neither be extracted as advice nor count as
+    support for a model sentence that repeats it.
+    """
+    return [s for s in passage_sentences(passage) if not looks_like_instructions(s.text)]
 
 
 def resolve_markers(text: str, shown: Sequence[Passage]) -> tuple[str, list[Passage]]:
@@ -76,7 +87,9 @@ class Verified:
     dropped: int  # sentences removed because nothing supported them
 
 
-def verify(text: str, citations: Sequence[Passage], embedder: Embedder, threshold: float = SUPPORT_THRESHOLD) -> Verified:
+def verify(
+    text: str, citations: Sequence[Passage], embedder: Embedder, threshold: float = SUPPORT_THRESHOLD
+) -> Verified:
     """Check every cited sentence against its passages; drop what is unsupported."""
     text = strip_remote_content(text)
     pieces = [s.text for s in split_sentences(text)]
@@ -85,7 +98,9 @@ def verify(text: str, citations: Sequence[Passage], embedder: Embedder, threshol
     sent_vecs = embedder.embed_documents(pieces)
     passage_vecs: dict[int, np.ndarray] = {}
     for i, p in enumerate(citations, start=1):
-        sents = [s.text for s in passage_sentences(p)] or [p.text]
+        sents = [s.text for s in evidence_sentences(p)]
+        if not sents:
+            continue  # nothing in this passage can support a claim
         passage_vecs[i] = embedder.embed_documents(sents)
     kept_sentences: list[str] = []
     supported = 0
@@ -97,15 +112,9 @@ def verify(text: str, citations: Sequence[Passage], embedder: Embedder, threshol
         bare = MARKER_RE.sub("", sentence).strip()
         if not words(bare):
             continue
-        if numbers and not good:
+        if not good or looks_like_instructions(bare):
+            # uncited, unsupported, or addressed to a model: never shown as advice
             dropped += 1
-            continue
-        if not numbers:
-            # connective text without a claim of its own is kept only if short
-            if len(words(bare)) > 12:
-                dropped += 1
-                continue
-            kept_sentences.append(bare)
             continue
         supported += 1
         used.extend(n for n in good if n not in used)
@@ -125,7 +134,7 @@ def _score_sentences(
     for i, p in enumerate(passages):
         if p.score < min_relative * top:
             continue  # far weaker than the best passage: likely off-topic
-        for s in passage_sentences(p):
+        for s in evidence_sentences(p):
             n_words = len(words(s.text))
             if n_words < 6 or s.text.rstrip().endswith("?") or s.text.strip() == p.title.strip():
                 continue
@@ -143,9 +152,7 @@ def _score_sentences(
     return scored
 
 
-def excerpts(
-    question: str, passages: Sequence[Passage], embedder: Embedder, per_passage: int = 3
-) -> list[Passage]:
+def excerpts(question: str, passages: Sequence[Passage], embedder: Embedder, per_passage: int = 3) -> list[Passage]:
     """Copies of ``passages`` cut to their sentences closest to the question (for prompting).
 
     The prompt carries only the evidence-bearing sentences (prefill dominates

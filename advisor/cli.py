@@ -31,7 +31,7 @@ app = typer.Typer(
     help=(
         "A local, offline career advisor. It answers job-search questions from a corpus of "
         "advice articles and your own documents, citing the exact passages it rests on.\n\n"
-        "Start with: advisor ask \"My contact knows the hiring manager, when should I ask?\" "
+        'Start with: advisor ask "My contact knows the hiring manager, when should I ask?" '
         "(the bundled corpus is ingested on first use)."
     ),
     no_args_is_help=True,
@@ -47,11 +47,19 @@ HomeOpt = Annotated[
 ]
 EmbedderOpt = Annotated[
     str | None,
-    typer.Option("--embedder", help="use-multilingual | e5-small | use+e5 | st:<model> [env: ADVISOR_EMBEDDER].", show_default=False),
+    typer.Option(
+        "--embedder",
+        help="use-multilingual | e5-small | use+e5 | st:<model> [env: ADVISOR_EMBEDDER].",
+        show_default=False,
+    ),
 ]
 ChromaOpt = Annotated[
     str | None,
-    typer.Option("--chroma-url", help="Use a Chroma server, e.g. http://127.0.0.1:8000 [env: ADVISOR_CHROMA_URL].", show_default=False),
+    typer.Option(
+        "--chroma-url",
+        help="Use a Chroma server, e.g. http://127.0.0.1:8000 [env: ADVISOR_CHROMA_URL].",
+        show_default=False,
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
@@ -132,7 +140,9 @@ def ingest(
         list[Path] | None,
         typer.Argument(help="Files or folders (.txt, .md, .rst). Default: the bundled corpus.", show_default=False),
     ] = None,
-    reindex: Annotated[bool, typer.Option("--reindex", help="Drop the store and embed everything again (after changing the embedder).")] = False,
+    reindex: Annotated[
+        bool, typer.Option("--reindex", help="Drop the store and embed everything again (after changing the embedder).")
+    ] = False,
     home: HomeOpt = None,
     embedder: EmbedderOpt = None,
     chroma_url: ChromaOpt = None,
@@ -184,11 +194,26 @@ def _render_answer(answer: Answer, explain: bool) -> str:
 @_handle_errors
 def ask(
     question: Annotated[str, typer.Argument(help="Your question, in English, Spanish or German.")],
-    k: Annotated[int | None, typer.Option("-k", "--k", help="Passages to retrieve (default 5) [env: ADVISOR_K].", show_default=False)] = None,
+    k: Annotated[
+        int | None,
+        typer.Option("-k", "--k", help="Passages to retrieve (default 5) [env: ADVISOR_K].", show_default=False),
+    ] = None,
     no_llm: Annotated[bool, typer.Option("--no-llm", help="Answer without the language model (extractive).")] = False,
-    model: Annotated[Path | None, typer.Option("--model", help="Path to a GGUF model [env: ADVISOR_MODEL].", show_default=False)] = None,
-    llm_url: Annotated[str | None, typer.Option("--llm-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 [env: ADVISOR_LLM_URL].", show_default=False)] = None,
-    timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds before generation is cut off (default 120).", show_default=False)] = None,
+    model: Annotated[
+        Path | None, typer.Option("--model", help="Path to a GGUF model [env: ADVISOR_MODEL].", show_default=False)
+    ] = None,
+    llm_url: Annotated[
+        str | None,
+        typer.Option(
+            "--llm-url",
+            help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 [env: ADVISOR_LLM_URL].",
+            show_default=False,
+        ),
+    ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", help="Seconds before generation is cut off (default 120).", show_default=False),
+    ] = None,
     explain: Annotated[bool, typer.Option("--explain", help="Show every retrieved candidate with its scores.")] = False,
     home: HomeOpt = None,
     embedder: EmbedderOpt = None,
@@ -215,18 +240,78 @@ def ask(
         typer.echo(_render_answer(answer, explain))
 
 
+@app.command()
+@_handle_errors
+def chat(
+    k: Annotated[
+        int | None, typer.Option("-k", "--k", help="Passages to retrieve (default 5).", show_default=False)
+    ] = None,
+    no_llm: Annotated[bool, typer.Option("--no-llm", help="Answer without the language model (extractive).")] = False,
+    model: Annotated[
+        Path | None, typer.Option("--model", help="Path to a GGUF model [env: ADVISOR_MODEL].", show_default=False)
+    ] = None,
+    llm_url: Annotated[
+        str | None,
+        typer.Option("--llm-url", help="OpenAI-compatible server [env: ADVISOR_LLM_URL].", show_default=False),
+    ] = None,
+    home: HomeOpt = None,
+    embedder: EmbedderOpt = None,
+    chroma_url: ChromaOpt = None,
+) -> None:
+    """Ask questions one after another; models stay loaded and follow-ups use the conversation."""
+    if k is not None and k < 1:
+        raise InputError(f"-k must be at least 1, not {k}")
+    adv = _advisor(home=home, embedder=embedder, chroma_url=chroma_url, model=model, llm_url=llm_url)
+    history: list[str] = []
+    typer.echo("advisor chat: ask a question (an empty line or Ctrl-D ends the session)", err=True)
+    while True:
+        try:
+            line = input("you> ")
+        except EOFError:
+            break
+        if not line.strip():
+            break
+        try:
+            answer = adv.ask(line, k=k, llm=not no_llm, history=history)
+        except AdvisorError as exc:  # one bad question does not end the session
+            typer.echo(f"error: {exc}", err=True)
+            continue
+        typer.echo(_render_answer(answer, explain=False) + "\n")
+        history.append(line)
+
+
 @app.command(name="eval")
 @_handle_errors
 def evaluate(
     scenarios: Annotated[Path, typer.Argument(help="Scenario file (.yaml or .jsonl); see the README.")],
-    out: Annotated[Path, typer.Option("--out", help="Directory for results.jsonl, summary.json, report.md, junit.xml.")] = Path("eval-out"),
-    retrieval_only: Annotated[bool, typer.Option("--retrieval-only", help="Skip answering: retrieval metrics only (fast).")] = False,
+    out: Annotated[
+        Path, typer.Option("--out", help="Directory for results.jsonl, summary.json, report.md, junit.xml.")
+    ] = Path("eval-out"),
+    retrieval_only: Annotated[
+        bool, typer.Option("--retrieval-only", help="Skip answering: retrieval metrics only (fast).")
+    ] = False,
     no_llm: Annotated[bool, typer.Option("--no-llm", help="Answer extractively (no language model).")] = False,
-    limit: Annotated[int | None, typer.Option("--limit", help="Run only the first N scenarios.", show_default=False)] = None,
-    tag: Annotated[list[str] | None, typer.Option("--filter", help="Only scenarios with this tag (repeatable).", show_default=False)] = None,
-    baseline: Annotated[Path | None, typer.Option("--baseline", help="An earlier summary.json to compare against.", show_default=False)] = None,
-    floors: Annotated[list[str] | None, typer.Option("--min", help="METRIC=VALUE floor, e.g. --min evidence_hit@5=0.9 (repeatable); exit 1 when below.", show_default=False)] = None,
-    k: Annotated[int | None, typer.Option("-k", "--k", help="Passages per question (default 5).", show_default=False)] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="Run only the first N scenarios.", show_default=False)
+    ] = None,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option("--filter", help="Only scenarios with this tag (repeatable).", show_default=False),
+    ] = None,
+    baseline: Annotated[
+        Path | None, typer.Option("--baseline", help="An earlier summary.json to compare against.", show_default=False)
+    ] = None,
+    floors: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--min",
+            help="METRIC=VALUE floor, e.g. --min evidence_hit@5=0.9 (repeatable); exit 1 when below.",
+            show_default=False,
+        ),
+    ] = None,
+    k: Annotated[
+        int | None, typer.Option("-k", "--k", help="Passages per question (default 5).", show_default=False)
+    ] = None,
     model: Annotated[Path | None, typer.Option("--model", help="Path to a GGUF model.", show_default=False)] = None,
     home: HomeOpt = None,
     embedder: EmbedderOpt = None,
@@ -285,7 +370,9 @@ def models_list(as_json: JsonOpt = False) -> None:
     for row in rows:
         state = "installed" if row["installed"] else "not installed"
         mark = "*" if row.get("active") else " "
-        typer.echo(f"{mark} {row['name']:<28} {state:<14} {row.get('size', '')}  {row.get('path') or row.get('repo', '')}")
+        typer.echo(
+            f"{mark} {row['name']:<28} {state:<14} {row.get('size', '')}  {row.get('path') or row.get('repo', '')}"
+        )
 
 
 @models_app.command("pull")

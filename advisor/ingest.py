@@ -117,7 +117,11 @@ def discover(paths: Sequence[Path]) -> tuple[list[_Found], list[str]]:
                 file = Path(folder) / name
                 if name.startswith(".") or file.suffix.lower() not in TEXT_SUFFIXES:
                     continue
-                real = file.resolve()
+                try:
+                    real = file.resolve(strict=True)
+                except (RuntimeError, OSError):  # a symlink loop or a dangling link
+                    warnings.append(f"skipped {file}: broken or looping symlink")
+                    continue
                 if not real.is_relative_to(root):
                     warnings.append(f"skipped {file}: links outside {root}")
                     continue
@@ -135,6 +139,10 @@ def _decode(data: bytes, path: Path) -> tuple[str, str]:
         return data.decode("cp1252", errors="replace"), f"{path} is not UTF-8; read it as Windows-1252"
 
 
+def _doc_id(found: _Found) -> str:
+    return found.meta.doc_id if found.meta else str(found.path)
+
+
 def read_document(found: _Found, data: bytes) -> Document:
     """Decode and describe one file (title, language, stable id)."""
     path = found.path
@@ -147,7 +155,7 @@ def read_document(found: _Found, data: bytes) -> Document:
     first_line = next((ln.strip().lstrip("#").strip() for ln in text.splitlines() if ln.strip()), path.stem)
     title = (meta.title if meta and meta.title else first_line)[:160]
     lang = meta.lang if meta and meta.lang else detect_language(text[:5000])
-    doc_id = meta.doc_id if meta else str(path)
+    doc_id = _doc_id(found)
     sha = hashlib.sha256(data).hexdigest()
     return Document(doc_id, str(path), title, lang, text, sha, note)
 
@@ -188,9 +196,8 @@ def make_chunks(doc: Document, embedder: Embedder, chunk_tokens: int) -> list[Ch
     chunks = chunk_document(doc.doc_id, doc.sha256, doc.title, doc.text, embedder.count_tokens, budget)
     safe = []
     for ch in chunks:
-        if ch.context and embedder.count_tokens(ch.embed_text) > embedder.max_tokens:
-            ch = Chunk(ch.chunk_id, ch.doc_id, ch.index, ch.start, ch.end, ch.text, "")
-        safe.append(ch)
+        too_long = ch.context and embedder.count_tokens(ch.embed_text) > embedder.max_tokens
+        safe.append(Chunk(ch.chunk_id, ch.doc_id, ch.index, ch.start, ch.end, ch.text, "") if too_long else ch)
     return safe
 
 
@@ -223,12 +230,24 @@ def ingest_paths(
                 raise DocumentError(f"{item.path} is larger than {MAX_BYTES // 2**20} MiB; split it first")
             doc = read_document(item, data)
         except DocumentError as exc:
-            report.warnings.append(f"skipped {item.path}: {exc}")
+            # The file now holds no usable text (emptied, binary, too large):
+            # its old chunks would answer with text it no longer contains.
+            stale_doc = stored.get(_doc_id(item))
+            if stale_doc is not None and _doc_id(item) not in seen_ids:
+                store.delete(sorted(stale_doc.ids))
+                report.removed += 1
+                report.chunks_removed += len(stale_doc.ids)
+                changed = True
+                seen_ids.add(_doc_id(item))
+                report.warnings.append(f"removed {item.path} from the store: {exc}")
+            else:
+                report.warnings.append(f"skipped {item.path}: {exc}")
             if progress:
                 progress(n + 1, len(found), chunks_done)
             continue
-        except OSError as exc:
-            report.warnings.append(f"skipped {item.path}: {exc.strerror or exc}")
+        except OSError as exc:  # unreadable now (permissions, I/O): keep what is stored
+            report.warnings.append(f"skipped {item.path}: {exc.strerror or exc}; its stored chunks are kept")
+            seen_ids.add(_doc_id(item))
             continue
         if doc.doc_id in seen_ids:
             report.warnings.append(f"skipped {item.path}: id {doc.doc_id!r} already used by another file")
@@ -266,8 +285,12 @@ def ingest_paths(
         changed = True
         if progress:
             progress(n + 1, len(found), chunks_done)
+    scanned = [Path(r) for r in roots]
     for doc_id, old in stored.items():
-        if doc_id not in seen_ids and old.root in roots and not Path(old.path).exists():
+        # a stored document under a scanned root that this run did not see was
+        # deleted, renamed, or given another id: its chunks go
+        under = any(Path(old.path) == r or Path(old.path).is_relative_to(r) for r in scanned)
+        if doc_id not in seen_ids and under:
             store.delete(sorted(old.ids))
             report.removed += 1
             report.chunks_removed += len(old.ids)

@@ -113,7 +113,7 @@ def _parse_spec(entry: Any, where: str) -> ModelSpec:
             raise ModelError(f"{where}: model {label!r} field {key!r} must be a {kind.__name__}")
     sha = entry["sha256"].strip().lower()
     if sha and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
-        raise ModelError(f"{where}: model {label!r} has a malformed sha256 (64 hex characters or \"\")")
+        raise ModelError(f'{where}: model {label!r} has a malformed sha256 (64 hex characters or "")')
     if entry["size_bytes"] < 0:
         raise ModelError(f"{where}: model {label!r} has a negative size_bytes")
     if "/" in entry["file"] or "\\" in entry["file"] or entry["file"] in ("", ".", ".."):

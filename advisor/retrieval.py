@@ -98,18 +98,20 @@ class Retriever:
                 self._lex_key = key
             return self._lex
 
-    def retrieve(self, question: str, k: int | None = None) -> Retrieval:
+    def retrieve(self, question: str, k: int | None = None, context: str = "") -> Retrieval:
+        """Top-``k`` passages; ``context`` (an earlier turn) is added to the search query only."""
         s = self.settings
         k = k or s.k
         lang = detect_language(question)
         t0 = time.perf_counter()
-        q = self.embedder.embed_query(question)
+        query = f"{context} {question}" if context else question
+        q = self.embedder.embed_query(query)
         t1 = time.perf_counter()
         dense = self.store.query(q, s.candidates)
         t2 = time.perf_counter()
         lexical: list[tuple[str, float]] = []
         if s.hybrid and dense:
-            lexical = self.lexical_index().search(question, lang, s.candidates)
+            lexical = self.lexical_index().search(query, lang, s.candidates)
         t3 = time.perf_counter()
 
         rel: dict[str, float] = {}

@@ -30,11 +30,11 @@ def default_home() -> Path:
     return Path(base) / "advisor"
 
 
-def _config_file() -> Path | None:
+def _config_file(home: Any = None) -> Path | None:
     explicit = os.environ.get("ADVISOR_CONFIG")
     if explicit:
         return Path(explicit)
-    home = Path(os.environ.get("ADVISOR_HOME") or default_home())
+    home = Path(home or os.environ.get("ADVISOR_HOME") or default_home()).expanduser()
     candidate = home / "advisor.toml"
     return candidate if candidate.is_file() else None
 
@@ -42,31 +42,41 @@ def _config_file() -> Path | None:
 class Settings(BaseSettings):
     """Every tunable of the advisor. See the README's *Settings* table."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="ADVISOR_", extra="forbid", validate_default=True
-    )
+    model_config = SettingsConfigDict(env_prefix="ADVISOR_", extra="forbid", validate_default=True)
 
     home: Path = Field(default_factory=default_home, description="data directory (store, caches)")
     corpus: list[Path] = Field(default_factory=list, description="default paths for ingest; empty = bundled corpus")
     collection: str = Field("advisor", description="Chroma collection name")
-    chroma_url: str | None = Field(None, description="use a Chroma server (http://host:port) instead of the embedded store")
+    chroma_url: str | None = Field(
+        None, description="use a Chroma server (http://host:port) instead of the embedded store"
+    )
 
-    embedder: str = Field("use-multilingual", description="use-multilingual | e5-small | use+e5 | st:<model name or path>")
+    embedder: str = Field(
+        "use-multilingual", description="use-multilingual | e5-small | use+e5 | st:<model name or path>"
+    )
     embed_batch: int = Field(32, ge=1, description="texts per embedding call")
     chunk_tokens: int = Field(256, ge=16, description="maximum chunk size in embedder tokens")
     chunk_overlap: int = Field(0, ge=0, description="sentences of overlap between consecutive chunks")
 
     k: int = Field(5, ge=1, le=50, description="passages given to the answer")
     candidates: int = Field(30, ge=1, description="candidates per retriever before fusion")
-    hybrid: bool = Field(False, description="fuse dense and lexical (BM25) retrieval (off: it lowered every metric on the shipped scenarios)")
+    hybrid: bool = Field(
+        False,
+        description="fuse dense and lexical (BM25) retrieval (off: it lowered every metric on the shipped scenarios)",
+    )
     rrf_k: int = Field(60, ge=1, description="reciprocal-rank-fusion constant")
     lexical_weight: float = Field(0.5, ge=0.0, description="weight of the lexical ranking in fusion (dense = 1)")
     mmr_lambda: float = Field(0.75, ge=0.0, le=1.0, description="relevance vs. diversity when picking the top k")
-    abstain_threshold: float | None = Field(None, description="abstain when the best dense similarity is below this; empty = the embedder's calibrated default")
+    abstain_threshold: float | None = Field(
+        None,
+        description="abstain when the best dense similarity is below this; empty = the embedder's calibrated default",
+    )
 
     llm_passages: int = Field(3, ge=1, description="top passages shown to the model (their best sentences only)")
     model: Path | None = Field(None, description="GGUF model path; empty = the bundled SmolLM2-135M-Instruct")
-    llm_url: str | None = Field(None, description="OpenAI-compatible endpoint (http://host:port/v1) instead of a local GGUF")
+    llm_url: str | None = Field(
+        None, description="OpenAI-compatible endpoint (http://host:port/v1) instead of a local GGUF"
+    )
     llm_model_name: str = Field("local", description="model name sent to the OpenAI-compatible endpoint")
     n_ctx: int = Field(2048, ge=256, description="model context window (tokens)")
     n_threads: int | None = Field(None, ge=1, description="CPU threads for the model; empty = all cores")
@@ -92,7 +102,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        path = _config_file()
+        path = _config_file(getattr(init_settings, "init_kwargs", {}).get("home"))
         if path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
@@ -105,7 +115,7 @@ class Settings(BaseSettings):
 def load_settings(**overrides: Any) -> Settings:
     """Build :class:`Settings`, turning validation problems into a one-line :class:`ConfigError`."""
     clean = {key: value for key, value in overrides.items() if value is not None}
-    path = _config_file()
+    path = _config_file(clean.get("home"))
     if path is not None and not path.is_file():
         raise ConfigError(f"config file not found at {path}; fix ADVISOR_CONFIG or create the file")
     try:

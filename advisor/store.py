@@ -8,6 +8,7 @@ Telemetry is always off. ``chromadb`` is imported only when a store opens.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -269,10 +270,8 @@ class ChromaStore:
 
     def drop(self) -> None:
         """Delete the whole collection (``ingest --reindex``)."""
-        try:
+        with contextlib.suppress(Exception):  # absent already: nothing to drop
             self._client.delete_collection(self._name)
-        except Exception:
-            pass
         self._col = None
 
 

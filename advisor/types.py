@@ -100,13 +100,8 @@ class Answer:
             "mode": self.mode,
             "abstained": self.abstained,
             "lang": self.lang,
-            "citations": [
-                {"marker": i + 1, **p.to_dict()} for i, p in enumerate(self.citations)
-            ],
-            "retrieved": [
-                {"source": p.source, "chunk_id": p.chunk_id, "score": p.score}
-                for p in self.retrieved
-            ],
+            "citations": [{"marker": i + 1, **p.to_dict()} for i, p in enumerate(self.citations)],
+            "retrieved": [{"source": p.source, "chunk_id": p.chunk_id, "score": p.score} for p in self.retrieved],
             "timings": self.timings,
             "notes": self.notes,
         }

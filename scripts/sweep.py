@@ -17,8 +17,17 @@ from pathlib import Path
 from advisor import Advisor
 from advisor.evaluation import load_scenarios
 
-KEYS = ["source_hit@1", "source_hit@5", "evidence_hit@1", "evidence_hit@3", "evidence_hit@5", "mrr",
-        "abstain_accuracy", "false_abstain_rate", "retrieve_ms_p50"]
+KEYS = [
+    "source_hit@1",
+    "source_hit@5",
+    "evidence_hit@1",
+    "evidence_hit@3",
+    "evidence_hit@5",
+    "mrr",
+    "abstain_accuracy",
+    "false_abstain_rate",
+    "retrieve_ms_p50",
+]
 
 
 def _value(raw: str) -> object:

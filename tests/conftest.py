@@ -112,13 +112,21 @@ class FakeGenerator:
         return Generation(text=text, prompt_tokens=sum(self.count_tokens(m["content"]) for m in messages))
 
 
-_SOURCE_RE = re.compile(r'<source id="(\d+)" title="([^"]*)"[^>]*>\n(.*?)\n</source>', re.DOTALL)
+_SOURCE_RE = re.compile(r'<source id="(\d+)"([^>]*)>\n(.*?)\n</source>', re.DOTALL)
 
 
 def prompt_sources(messages: Sequence[dict[str, str]]) -> list[tuple[int, str, str]]:
-    """``(number, title, text)`` of every ``<source>`` block in the user message."""
+    """``(number, attributes, text)`` of every ``<source>`` block in the user message."""
     user = next(m["content"] for m in messages if m["role"] == "user")
-    return [(int(n), title, body) for n, title, body in _SOURCE_RE.findall(user)]
+    return [(int(n), attrs.strip(), body) for n, attrs, body in _SOURCE_RE.findall(user)]
+
+
+def source_number(messages: Sequence[dict[str, str]], word: str) -> int:
+    """The number the prompt gave to the (first) source whose text mentions ``word``."""
+    for n, _attrs, body in prompt_sources(messages):
+        if word.lower() in body.lower():
+            return n
+    raise AssertionError(f"no source in the prompt mentions {word!r}")
 
 
 def read_source(path: str | os.PathLike[str]) -> str:

@@ -17,7 +17,9 @@ SALARY_DOC = (
     "When the recruiter makes an offer, counter politely with a researched salary range. "
     "Mention market data from comparable roles in your city.\n"
 )
-GARDEN_DOC = "Tomato gardening\nWater tomato plants deeply twice weekly during hot summer months. Mulch keeps soil moist.\n"
+GARDEN_DOC = (
+    "Tomato gardening\nWater tomato plants deeply twice weekly during hot summer months. Mulch keeps soil moist.\n"
+)
 
 
 def passage_of(doc: str, source: str, skip_title: bool = True) -> Passage:

@@ -46,8 +46,8 @@ def test_cross_lingual_retrieval_finds_the_article(real_advisor: Any, question: 
     assert not found.abstain, found.reason
     assert expected in sources(found.passages), [(p.source, p.signals) for p in found.passages]
     assert_verbatim(found.passages)
-    scores = [p.score for p in found.passages]
-    assert scores == sorted(scores, reverse=True) or len(set(sources(found.passages))) > 1  # MMR may reorder
+    assert len({p.chunk_id for p in found.passages}) == len(found.passages) == 5  # k distinct passages
+    assert all("dense" in p.signals for p in found.passages)
 
 
 def test_the_linkedin_article_is_the_top_hit_for_the_linkedin_question(real_advisor: Any) -> None:
@@ -104,14 +104,11 @@ def test_real_store_is_consistent(real_advisor: Any, corpus_dir: Any) -> None:
     assert len({c.chunk_id for c in chunks}) == len(chunks) == real_advisor.store.count()
     for c in chunks:
         assert read_source(c.meta["path"])[c.meta["start"] : c.meta["end"]] == c.text
-        assert real_advisor.embedder.count_tokens(c.text) <= real_advisor.settings.chunk_tokens or len(c.text.split()) == 1
+        tokens = real_advisor.embedder.count_tokens(c.text)
+        assert tokens <= real_advisor.settings.chunk_tokens or len(c.text.split()) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: safety.py flags the bundled article recruiter-asks-after-rejection ('si el representante responde "
-    "con ...') as text addressed to an AI, so the CLI marks ordinary advice as '[flagged]'",
-)
 def test_no_bundled_article_is_flagged_as_instructions(real_advisor: Any) -> None:
+    """Regression: 'si el representante responde con ...' (recruiter-asks-after-rejection) used to be flagged."""
     flagged = [c.meta["doc_id"] for c in real_advisor.store.all_chunks() if c.meta.get("flagged")]
     assert flagged == []

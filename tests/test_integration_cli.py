@@ -38,6 +38,7 @@ def run(args: list[str], home: Path, env: dict[str, str], timeout: float = 240) 
         env={**env, "ADVISOR_HOME": str(home)},
         timeout=timeout,
         stdin=subprocess.DEVNULL,
+        check=False,
     )
     for stream in (proc.stdout, proc.stderr):
         assert "Traceback" not in stream
@@ -54,7 +55,9 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int) -> 
 
 
 @pytest.fixture(scope="module")
-def ingested(tmp_path_factory: pytest.TempPathFactory, cli_env: dict[str, str]) -> tuple[Path, list[subprocess.CompletedProcess[str]]]:
+def ingested(
+    tmp_path_factory: pytest.TempPathFactory, cli_env: dict[str, str]
+) -> tuple[Path, list[subprocess.CompletedProcess[str]]]:
     """A home filled by ``advisor ingest``, run twice."""
     home = tmp_path_factory.mktemp("cli-home")
     runs = [run(["ingest"], home, cli_env), run(["ingest"], home, cli_env)]
@@ -135,7 +138,9 @@ def test_missing_model_exits_4(home_copy: Path, cli_env: dict[str, str]) -> None
 @pytest.mark.parametrize(
     ("name", "content"), [("empty.gguf", b""), ("notes.gguf", b"These are my interview notes, not a model.\n")]
 )
-def test_bad_model_file_exits_4(home_copy: Path, tmp_path: Path, cli_env: dict[str, str], name: str, content: bytes) -> None:
+def test_bad_model_file_exits_4(
+    home_copy: Path, tmp_path: Path, cli_env: dict[str, str], name: str, content: bytes
+) -> None:
     model = tmp_path / name
     model.write_bytes(content)
     line = assert_one_line_error(run(["ask", "--model", str(model), QUESTION], home_copy, cli_env), 4)
@@ -170,6 +175,8 @@ def test_the_child_process_network_guard_is_active(cli_env: dict[str, str]) -> N
     import sys
 
     code = "import socket; socket.create_connection(('192.0.2.1', 9), timeout=2)"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=cli_env, timeout=60, check=False
+    )
     assert proc.returncode != 0
     assert "NETWORK BLOCKED" in proc.stderr

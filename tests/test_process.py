@@ -23,7 +23,7 @@ def _wait_for(path: Path, proc: subprocess.Popen[bytes], timeout: float = 60.0) 
     deadline = time.monotonic() + timeout
     while not path.exists():
         if proc.poll() is not None:
-            out, err = proc.communicate()
+            _, err = proc.communicate()
             pytest.fail(f"lock holder exited early ({proc.returncode}): {err.decode(errors='replace')}")
         if time.monotonic() > deadline:
             pytest.fail("lock holder never became ready")

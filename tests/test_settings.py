@@ -53,11 +53,7 @@ def test_advisor_toml_in_advisor_home_is_read(tmp_home: Path) -> None:
     assert load_settings().collection == "from-home-file"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: settings.py _config_file() only looks at ADVISOR_HOME/the default home, so advisor.toml in a home "
-    "passed explicitly (Advisor(home=...), advisor --home) is ignored and the default home's file is read instead",
-)
+# Regression: advisor.toml in an explicitly passed home used to be ignored.
 def test_advisor_toml_in_an_explicit_home_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     xdg = tmp_path / "xdg"
     monkeypatch.setenv("XDG_DATA_HOME", str(xdg))

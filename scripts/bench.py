@@ -1,0 +1,943 @@
+"""Performance benchmark for advisor: startup, retrieval, answers, generation, ingest, memory.
+
+Run (from the repository, with the package installed, fully offline)::
+
+    HF_HUB_OFFLINE=1 python scripts/bench.py --out bench-out            # full run, < 10 min on 2 cores
+    HF_HUB_OFFLINE=1 python scripts/bench.py --out bench-out --quick    # smoke run, ~1-2 min
+    python scripts/bench.py --sections retrieval,synthetic              # only some sections
+
+It writes ``<out>/bench.json`` (every sample summary, the settings used, the load
+average around each section) and prints a markdown table with one PASS/FAIL line
+per target. ``ADVISOR_*`` variables of the calling shell are ignored, so the
+numbers are those of the built-in defaults (``--threads`` sets the model's threads).
+
+The machine this runs on may be shared and noisy, so every number is a median
+over repeated runs, and comparisons are *ratios of runs interleaved side by side*
+(A B B A ...), never two absolute timings taken minutes apart.
+
+Sections and what their numbers mean
+------------------------------------
+startup
+    Wall time of ``advisor --help`` and ``advisor ask --help`` as subprocesses
+    (median of N, rounds interleaved with ``python -c pass``) and the per-round
+    ratio to ``python -c pass`` (the interpreter's own start-up). Target: < 0.3 s.
+retrieval
+    Warm ``Advisor.search`` (what ``Advisor.retrieve`` calls) on the bundled corpus:
+    p50/p95 over every question of ``tests/scenarios/shipped.yaml``, several passes,
+    the query-embedding cache emptied before each call. Split: query embedding,
+    Chroma search (``dense_ms``), and the rest (fusion/MMR, language detection and
+    the API's checks). Target: p50 < 50 ms.
+synthetic
+    A Chroma store of 100,000 chunks (the 36 real chunks + synthetic ones with
+    clustered unit vectors and real-looking text and metadata) written through
+    ``ChromaStore.upsert``; reports the build time, then ``Retriever.retrieve``
+    p50/p95 for the real questions, interleaved with the same call on the shipped
+    store (ratio 100k / shipped), plus source_hit@5 at both sizes as a sanity check.
+    ``--hybrid`` also times hybrid retrieval and the BM25 build separately.
+    Target: p50 < 150 ms.
+generation
+    The prompt ``Advisor`` builds (``fit_messages`` over ``excerpts``, as in
+    ``Advisor._llm_answer``) run through ``LlamaCppGenerator.chat`` and through a raw
+    ``llama_cpp.Llama.create_chat_completion`` with the same n_ctx, threads, seed
+    and max_tokens, in pairs with alternating order, one question per pair.
+    Greedy decoding makes both produce the same tokens (checked). Reported: median
+    per-pair wall-time ratio advisor / raw, and tokens/s of both. Target: <= 1.05.
+answer
+    ``Advisor.ask(q, llm=True)`` on ~5 questions: medians of retrieve / prompt
+    building / prefill / generate milliseconds and token counts (``Answer.timings``).
+ingest
+    ``Advisor.ingest`` of the bundled corpus replicated R times (distinct files and
+    ids) into a fresh home, against the raw embedder (``embed_documents`` on the same
+    chunk texts, same batch size), in alternating pairs: chunks/s ratio (target
+    >= 0.8); then an unchanged re-ingest against the first ingest (target <= 0.1).
+rss
+    Peak resident memory (``ru_maxrss`` of ``RUSAGE_CHILDREN``, KiB on Linux) of
+    ``advisor ingest``, ``advisor ask --no-llm`` and ``advisor ask`` (with the model),
+    each measured by its own wrapper process that runs only that one command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from advisor.api import Advisor
+from advisor.citations import excerpts
+from advisor.embedders import Embedder, QueryCache, make_embedder
+from advisor.evaluation import Scenario, load_scenarios
+from advisor.generation import LlamaCppGenerator, bundled_model_path, format_plain
+from advisor.ingest import MANIFEST, bundled_corpus, discover, make_chunks, read_document
+from advisor.prompts import Message, fit_messages
+from advisor.retrieval import Retriever
+from advisor.settings import Settings, load_settings
+from advisor.store import ChromaStore, open_store
+
+REPO = Path(__file__).resolve().parent.parent
+SCENARIOS = REPO / "tests" / "scenarios" / "shipped.yaml"
+SECTIONS = ("startup", "retrieval", "synthetic", "generation", "answer", "ingest", "rss")
+
+# Peak-RSS wrapper: runs exactly one command, waits for it, reports its peak RSS.
+RSS_WRAPPER = (
+    "import json, resource, subprocess, sys, time\n"
+    "t = time.perf_counter()\n"
+    "rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE).returncode\n"
+    "wall = time.perf_counter() - t\n"
+    "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+    "print(json.dumps({'rc': rc, 'maxrss_kib': peak, 'wall_s': wall}))\n"
+)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much work each section does (``--quick`` shrinks it)."""
+
+    startup_runs: int = 7
+    retrieval_passes: int = 5
+    synthetic_chunks: int = 100_000
+    synthetic_passes: int = 2
+    generation_pairs: int = 6
+    generation_max_tokens: int = 64
+    answer_questions: int = 5
+    ingest_replicas: int = 10
+    ingest_pairs: int = 5
+    rss_runs: int = 1
+
+
+QUICK = Plan(
+    startup_runs=3,
+    retrieval_passes=2,
+    synthetic_chunks=10_000,
+    synthetic_passes=1,
+    generation_pairs=2,
+    generation_max_tokens=24,
+    answer_questions=2,
+    ingest_replicas=3,
+    ingest_pairs=2,
+    rss_runs=1,
+)
+
+
+@dataclass
+class Target:
+    name: str
+    value: float
+    goal: str
+    ok: bool
+    unit: str = ""
+
+
+@dataclass
+class Results:
+    meta: dict[str, Any] = field(default_factory=dict)
+    sections: dict[str, Any] = field(default_factory=dict)
+    targets: list[Target] = field(default_factory=list)
+    info: list[tuple[str, str]] = field(default_factory=list)
+
+    def target(self, name: str, value: float, goal: str, ok: bool, unit: str = "") -> None:
+        self.targets.append(Target(name, value, goal, ok, unit))
+
+    def note(self, name: str, value: str) -> None:
+        self.info.append((name, value))
+
+
+# -- small helpers -------------------------------------------------------------
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values)) if values else math.nan
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if values else math.nan
+
+
+def summary(values: Sequence[float]) -> dict[str, float]:
+    return {"n": len(values), "p50": median(values), "p95": pct(values, 95), "min": min(values, default=math.nan)}
+
+
+def clean(value: Any) -> Any:
+    """JSON-safe: NaN/inf become null, numpy scalars become floats, floats are rounded."""
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return None if not math.isfinite(value) else round(value, 4)
+    return value
+
+
+def subprocess_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ADVISOR_")}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", ANONYMIZED_TELEMETRY="False")
+    env.update(extra or {})
+    return env
+
+
+def advisor_bin() -> str:
+    beside = Path(sys.executable).with_name("advisor")
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("advisor")
+    if not found:
+        raise SystemExit("the 'advisor' command is not installed; pip install -e . first")
+    return found
+
+
+def fresh_queries(embedder: Embedder) -> bool:
+    """Empty the query-embedding caches of ``embedder`` (and its parts); False if it has none."""
+    emptied = False
+    for part in [embedder, *getattr(embedder, "parts", [])]:
+        if isinstance(getattr(part, "_cache", None), QueryCache):
+            setattr(part, "_cache", QueryCache())  # noqa: B010 - a private cache, on purpose
+            emptied = True
+    return emptied
+
+
+def uncached(embedder: Embedder, question: str, n: int) -> str:
+    """``question`` made to miss the query cache: cache emptied, else a distinct suffix."""
+    return question if fresh_queries(embedder) else f"{question} ({n})"
+
+
+def spread(items: Sequence[Scenario], n: int) -> list[Scenario]:
+    """Up to ``n`` scenarios, round-robin over their languages (in file order)."""
+    by_lang: dict[str, list[Scenario]] = {}
+    for s in items:
+        by_lang.setdefault(s.language, []).append(s)
+    out: list[Scenario] = []
+    while len(out) < n and any(by_lang.values()):
+        for lang in list(by_lang):
+            if by_lang[lang] and len(out) < n:
+                out.append(by_lang[lang].pop(0))
+    return out
+
+
+def retrieval_split(walls: list[float], timings: list[dict[str, float]]) -> dict[str, Any]:
+    embed = [t["embed_ms"] for t in timings]
+    dense = [t["dense_ms"] for t in timings]
+    rest = [w - e - d for w, e, d in zip(walls, embed, dense, strict=True)]
+    return {
+        "wall_ms": summary(walls),
+        "embed_ms": summary(embed),
+        "chroma_ms": summary(dense),
+        "rest_ms": summary(rest),
+        "lexical_ms": summary([t["lexical_ms"] for t in timings]),
+        "fuse_mmr_ms": summary([t["fuse_ms"] for t in timings]),
+        "outside_retriever_ms": summary([w - t["retrieve_ms"] for w, t in zip(walls, timings, strict=True)]),
+    }
+
+
+# -- shared state --------------------------------------------------------------
+
+
+class Context:
+    """What several sections share: one embedder, one shipped store, the scenarios."""
+
+    def __init__(self, plan: Plan, workdir: Path, threads: int | None) -> None:
+        self.plan = plan
+        self.workdir = workdir
+        self.threads = threads
+        self.scenarios = load_scenarios(SCENARIOS)
+        self.questions = [s.question for s in self.scenarios]
+        self._embedder: Embedder | None = None
+        self._shipped: Advisor | None = None
+        self.overrides: dict[str, Any] = {"n_threads": threads} if threads else {}
+        self.hybrid = False
+        self.gen_threads = 1
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            t0 = time.perf_counter()
+            self._embedder = make_embedder(load_settings(home=self.workdir / "settings-only").embedder)
+            log(f"embedder {self._embedder.name} loaded in {time.perf_counter() - t0:.1f} s")
+        return self._embedder
+
+    def shipped(self) -> Advisor:
+        """An advisor with the bundled corpus ingested (built once)."""
+        if self._shipped is None:
+            adv = Advisor(home=self.workdir / "shipped", embedder=self.embedder, **self.overrides)
+            report = adv.ingest()
+            log(f"shipped store: {report.added} documents, {adv.store.count()} chunks")
+            self._shipped = adv
+        return self._shipped
+
+
+# -- 1. CLI startup ------------------------------------------------------------
+
+
+def bench_startup(ctx: Context, res: Results) -> None:
+    exe = advisor_bin()
+    commands = {
+        "python -c pass": [sys.executable, "-c", "pass"],
+        "advisor --help": [exe, "--help"],
+        "advisor ask --help": [exe, "ask", "--help"],
+    }
+    env = subprocess_env()
+    names = list(commands)
+    for name in names:  # one untimed run each: page cache, .pyc files
+        subprocess.run(commands[name], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(ctx.plan.startup_runs):
+        for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate the order each round
+            t0 = time.perf_counter()
+            subprocess.run(commands[name], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+            times[name].append(time.perf_counter() - t0)
+    out: dict[str, Any] = {"runs": ctx.plan.startup_runs}
+    base = times["python -c pass"]
+    for name in names:
+        ratios = [t / b for t, b in zip(times[name], base, strict=True)]
+        out[name] = {
+            "median_s": median(times[name]),
+            "samples_s": times[name],
+            "ratio_to_python_median": median(ratios),
+        }
+    res.sections["startup"] = out
+    res.note("`python -c pass` (median)", f"{out['python -c pass']['median_s'] * 1000:.0f} ms")
+    for name in names[1:]:
+        value = out[name]["median_s"]
+        res.target(f"`{name}` wall (median of {ctx.plan.startup_runs})", value, "< 0.3 s", value < 0.3, "s")
+        res.note(f"`{name}` / `python -c pass`", f"{out[name]['ratio_to_python_median']:.1f}x")
+
+
+# -- 2. warm retrieval on the shipped corpus ----------------------------------
+
+
+def bench_retrieval(ctx: Context, res: Results) -> None:
+    adv = ctx.shipped()
+    emb = adv.embedder
+    for q in ctx.questions[:5]:  # warm-up: models, Chroma's index, code paths
+        adv.search(uncached(emb, q, -1))
+    walls: list[float] = []
+    timings: list[dict[str, float]] = []
+    n = 0
+    for _ in range(ctx.plan.retrieval_passes):
+        for q in ctx.questions:
+            question = uncached(emb, q, n)
+            n += 1
+            t0 = time.perf_counter()
+            found = adv.search(question)
+            walls.append((time.perf_counter() - t0) * 1000)
+            timings.append(found.timings)
+    split = retrieval_split(walls, timings)
+    split.update(chunks=adv.store.count(), questions=len(ctx.questions), passes=ctx.plan.retrieval_passes)
+    res.sections["retrieval"] = split
+    p50, p95 = split["wall_ms"]["p50"], split["wall_ms"]["p95"]
+    res.target(f"warm retrieval p50, shipped ({split['chunks']} chunks)", p50, "< 50 ms", p50 < 50, "ms")
+    res.note(
+        "shipped retrieval p95; split p50 embed / Chroma / rest",
+        f"{p95:.1f} ms; {split['embed_ms']['p50']:.1f} / {split['chroma_ms']['p50']:.1f} / "
+        f"{split['rest_ms']['p50']:.1f} ms",
+    )
+
+
+# -- 3. warm retrieval at 100k chunks ------------------------------------------
+
+
+def _real_chunks(embedder: Embedder, settings: Settings) -> list[tuple[str, np.ndarray, str, dict[str, Any]]]:
+    """The bundled corpus chunked and embedded exactly as ingest does."""
+    from advisor.ingest import _chunk_meta
+
+    found, _ = discover([bundled_corpus()])
+    out = []
+    for item in found:
+        doc = read_document(item, item.path.read_bytes())
+        chunks = make_chunks(doc, embedder, settings.chunk_tokens)
+        vectors = embedder.embed_documents([c.embed_text for c in chunks])
+        for c, v in zip(chunks, vectors, strict=True):
+            out.append((c.chunk_id, v, c.text, _chunk_meta(doc, c, len(chunks), item.root)))
+    return out
+
+
+def _sentence_pool() -> list[str]:
+    pool: list[str] = []
+    for path in sorted(bundled_corpus().glob("*.txt")):
+        text = path.read_text(encoding="utf-8")
+        pool += [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if len(s.strip()) > 20]
+    return pool
+
+
+def synthetic_batches(
+    n: int, dim: int, batch: int, seed: int = 0
+) -> Iterable[tuple[list[str], np.ndarray, list[str], list[dict[str, Any]]]]:
+    """Chunks shaped like ingest's: ~10 per document, documents clustered around topics."""
+    rng = np.random.default_rng(seed)
+    pool = _sentence_pool()
+    topics = rng.standard_normal((max(8, n // 400), dim)).astype(np.float32)
+    langs = ("es", "de", "en")
+    per_doc = 10
+    doc_vec = np.zeros(dim, dtype=np.float32)
+    offset = 0
+    for lo in range(0, n, batch):
+        hi = min(n, lo + batch)
+        ids, texts, metas = [], [], []
+        vectors = np.empty((hi - lo, dim), dtype=np.float32)
+        for i in range(lo, hi):
+            d, index = divmod(i, per_doc)
+            if index == 0:
+                doc_vec = topics[rng.integers(len(topics))] + 0.6 * rng.standard_normal(dim).astype(np.float32)
+                offset = 0
+            vectors[i - lo] = doc_vec + 0.5 * rng.standard_normal(dim).astype(np.float32)
+            parts: list[str] = []
+            while sum(len(p) + 1 for p in parts) < 700:
+                parts.append(pool[int(rng.integers(len(pool)))])
+            text = " ".join(parts)
+            doc_id = f"synthetic-{d:06d}"
+            title = f"Synthetic article {d}"
+            ids.append(hashlib.sha256(f"{doc_id}\0{index}".encode()).hexdigest()[:32])
+            texts.append(text)
+            metas.append(
+                {
+                    "doc_id": doc_id,
+                    "path": f"/synthetic/{doc_id}.txt",
+                    "title": title,
+                    "lang": langs[d % len(langs)],
+                    "start": offset,
+                    "end": offset + len(text),
+                    "index": index,
+                    "n_chunks": per_doc,
+                    "doc_sha": hashlib.sha256(doc_id.encode()).hexdigest(),
+                    "root": "/synthetic",
+                    "context": f"{title} › Section {index // 3 + 1}",
+                    "flagged": False,
+                }
+            )
+            offset += len(text) + 2
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        yield ids, vectors, texts, metas
+
+
+def _hit5(scenarios: Sequence[Scenario], sources: Sequence[list[str]]) -> float:
+    pairs = [(s, got) for s, got in zip(scenarios, sources, strict=True) if s.in_scope]
+    return sum(1 for s, got in pairs if set(s.expect_sources) & set(got)) / max(1, len(pairs))
+
+
+def bench_synthetic(ctx: Context, res: Results) -> None:
+    emb = ctx.embedder
+    n = ctx.plan.synthetic_chunks
+    settings = load_settings(home=ctx.workdir / "synthetic-home")
+    store: ChromaStore = open_store(ctx.workdir / "synthetic-chroma", "synthetic", emb.name, emb.dim)
+    real = _real_chunks(emb, settings)
+    batch = max(1, min(store.max_batch(), 5000))
+    log(f"building a {n}-chunk store (batches of {batch}, client max {store.max_batch()}) ...")
+    t0 = time.perf_counter()
+    store.upsert([r[0] for r in real], np.stack([r[1] for r in real]), [r[2] for r in real], [r[3] for r in real])
+    written = len(real)
+    for ids, vectors, texts, metas in synthetic_batches(n - len(real), emb.dim, batch):
+        store.upsert(ids, vectors, texts, metas)
+        written += len(ids)
+        if written % 20_000 < batch:
+            log(f"  {written} chunks, {time.perf_counter() - t0:.0f} s")
+    store.bump_version()
+    build_s = time.perf_counter() - t0
+    count = store.count()
+    log(f"built {count} chunks in {build_s:.0f} s")
+
+    retriever = Retriever(store, emb, settings)
+    t1 = time.perf_counter()
+    retriever.retrieve(uncached(emb, ctx.questions[0], -1))
+    first_ms = (time.perf_counter() - t1) * 1000
+    shipped = ctx.shipped().retriever
+    for q in ctx.questions[1:6]:  # warm-up
+        retriever.retrieve(uncached(emb, q, -2))
+        shipped.retrieve(uncached(emb, q, -2))
+
+    big_walls: list[float] = []
+    big_timings: list[dict[str, float]] = []
+    ratios: list[float] = []
+    big_sources: list[list[str]] = []
+    small_sources: list[list[str]] = []
+    k = 0
+    for p in range(ctx.plan.synthetic_passes):
+        for i, q in enumerate(ctx.questions):
+            pair: dict[str, float] = {}
+            order = ("big", "small") if (i + p) % 2 == 0 else ("small", "big")
+            for which in order:
+                question = uncached(emb, q, k)
+                k += 1
+                r = retriever if which == "big" else shipped
+                t = time.perf_counter()
+                found = r.retrieve(question)
+                pair[which] = (time.perf_counter() - t) * 1000
+                if p == 0:
+                    (big_sources if which == "big" else small_sources).append([x.source for x in found.passages])
+                if which == "big":
+                    big_timings.append(found.timings)
+            big_walls.append(pair["big"])
+            ratios.append(pair["big"] / pair["small"])
+    split = retrieval_split(big_walls, big_timings)
+    split.update(
+        chunks=count,
+        build_s=build_s,
+        build_chunks_per_s=count / build_s,
+        first_query_ms=first_ms,
+        ratio_to_shipped_median=median(ratios),
+        source_hit5_synthetic=_hit5(ctx.scenarios, big_sources),
+        source_hit5_shipped=_hit5(ctx.scenarios, small_sources),
+        passes=ctx.plan.synthetic_passes,
+    )
+    if ctx.hybrid:
+        hybrid = Retriever(store, emb, settings.model_copy(update={"hybrid": True}))
+        t2 = time.perf_counter()
+        hybrid.lexical_index()
+        bm25_s = time.perf_counter() - t2
+        walls = []
+        for q in ctx.questions:
+            t = time.perf_counter()
+            hybrid.retrieve(uncached(emb, q, k))
+            k += 1
+            walls.append((time.perf_counter() - t) * 1000)
+        split["hybrid"] = {"bm25_build_s": bm25_s, "wall_ms": summary(walls)}
+        res.note(
+            f"hybrid at {count}: BM25 build; retrieval p50",
+            f"{bm25_s:.1f} s; {median(walls):.1f} ms",
+        )
+    res.sections["synthetic"] = split
+    p50 = split["wall_ms"]["p50"]
+    res.target(f"warm retrieval p50 at {count:,} chunks", p50, "< 150 ms", p50 < 150, "ms")
+    res.note(
+        f"{count:,} chunks: p95; split p50 embed / Chroma / rest; ratio to shipped",
+        f"{split['wall_ms']['p95']:.1f} ms; {split['embed_ms']['p50']:.1f} / {split['chroma_ms']['p50']:.1f} / "
+        f"{split['rest_ms']['p50']:.1f} ms; {split['ratio_to_shipped_median']:.2f}x",
+    )
+    res.note(
+        f"{count:,} chunks: build time (upsert); source_hit@5 synthetic vs shipped",
+        f"{build_s:.0f} s ({split['build_chunks_per_s']:.0f} chunks/s); "
+        f"{split['source_hit5_synthetic']:.2f} vs {split['source_hit5_shipped']:.2f}",
+    )
+
+
+# -- 5. generation overhead ----------------------------------------------------
+
+
+def advisor_messages(adv: Advisor, gen: LlamaCppGenerator, question: str) -> list[Message]:
+    """The chat messages ``Advisor._llm_answer`` would send ``gen`` for ``question``."""
+    s = adv.settings
+    found = adv.search(question)
+    cut = excerpts(found.question, found.passages[: s.llm_passages], adv.embedder, per_passage=2)
+    messages, _kept, _tokens = fit_messages(found.question, cut, found.lang, gen.count_tokens, gen.n_ctx, s.max_tokens)
+    return messages
+
+
+@dataclass
+class GenRun:
+    wall_s: float
+    cpu_s: float
+    first_token_s: float
+    text: str
+
+
+def bench_generation(ctx: Context, res: Results) -> None:
+    from llama_cpp import Llama
+
+    adv = ctx.shipped()
+    s = adv.settings
+    path = s.model or bundled_model_path()
+    if path is None:
+        res.sections["generation"] = {"skipped": "no local GGUF model"}
+        return
+    threads = ctx.gen_threads
+    gen = LlamaCppGenerator(Path(path), n_ctx=s.n_ctx, n_threads=threads, seed=s.seed, temperature=s.temperature)
+    raw: Any = Llama(
+        model_path=str(path),
+        n_ctx=s.n_ctx,
+        n_threads=threads,
+        n_threads_batch=threads,
+        seed=s.seed,
+        verbose=False,
+    )
+    max_tokens = ctx.plan.generation_max_tokens
+
+    def run_raw(messages: list[Message]) -> GenRun:
+        kwargs: dict[str, Any] = {
+            "max_tokens": max_tokens,
+            "temperature": s.temperature,
+            "seed": s.seed,
+            "stream": True,
+        }
+        t0, c0 = time.perf_counter(), time.process_time()
+        first: float | None = None
+        pieces: list[str] = []
+        if gen.has_template:
+            for event in raw.create_chat_completion(messages=messages, **kwargs):
+                piece = event["choices"][0].get("delta", {}).get("content")
+                if piece:
+                    first = first or time.perf_counter()
+                    pieces.append(piece)
+        else:
+            for event in raw.create_completion(prompt=format_plain(messages), stop=["###"], **kwargs):
+                piece = event["choices"][0].get("text")
+                if piece:
+                    first = first or time.perf_counter()
+                    pieces.append(piece)
+        end = time.perf_counter()
+        return GenRun(end - t0, time.process_time() - c0, (first or end) - t0, "".join(pieces))
+
+    def run_adv(messages: list[Message]) -> GenRun:
+        t0, c0 = time.perf_counter(), time.process_time()
+        result = gen.chat(messages, max_tokens, timeout=3600)
+        return GenRun(time.perf_counter() - t0, time.process_time() - c0, result.prefill_ms / 1000, result.text)
+
+    in_scope = [x for x in ctx.scenarios if x.in_scope]
+    chosen = list(reversed(in_scope))[: ctx.plan.generation_pairs + 1]  # not the answer section's questions
+    prompts = [advisor_messages(adv, gen, x.question) for x in chosen]
+    run_raw(prompts[0])  # warm-up both
+    run_adv(prompts[0])
+    pairs: list[dict[str, Any]] = []
+    for i, messages in enumerate(prompts[1:]):
+        sides: dict[str, GenRun] = {}
+        order: tuple[tuple[str, Callable[[list[Message]], GenRun]], ...] = (("advisor", run_adv), ("raw", run_raw))
+        for name, fn in order if i % 2 == 0 else tuple(reversed(order)):
+            sides[name] = fn(messages)
+        a, r = sides["advisor"], sides["raw"]
+        tokens = gen.count_tokens(a.text)
+        pairs.append(
+            {
+                "first": "advisor" if i % 2 == 0 else "raw",
+                "advisor_s": a.wall_s,
+                "raw_s": r.wall_s,
+                "ratio": a.wall_s / r.wall_s,
+                "cpu_ratio": a.cpu_s / r.cpu_s,
+                "advisor_first_token_s": a.first_token_s,
+                "raw_first_token_s": r.first_token_s,
+                "decode_ratio": (a.wall_s - a.first_token_s) / max(1e-9, r.wall_s - r.first_token_s),
+                "tokens": tokens,
+                "raw_tokens": gen.count_tokens(r.text),
+                "same_text": a.text == r.text,
+                "prompt_tokens": sum(gen.count_tokens(m["content"]) for m in messages),
+            }
+        )
+        log(f"  generation pair {i + 1}: advisor/raw {pairs[-1]['ratio']:.3f}")
+    ratio = median([p["ratio"] for p in pairs])
+    out = {
+        "threads": threads,
+        "n_ctx": s.n_ctx,
+        "max_tokens": max_tokens,
+        "pairs": pairs,
+        "ratio_median": ratio,
+        "cpu_ratio_median": median([p["cpu_ratio"] for p in pairs]),
+        "decode_ratio_median": median([p["decode_ratio"] for p in pairs]),
+        "advisor_tokens_per_s_median": median([p["tokens"] / p["advisor_s"] for p in pairs]),
+        "raw_tokens_per_s_median": median([p["raw_tokens"] / p["raw_s"] for p in pairs]),
+        "all_same_text": all(p["same_text"] for p in pairs),
+    }
+    res.sections["generation"] = out
+    res.target(
+        f"generation: advisor / raw llama-cpp wall ({len(pairs)} pairs, median)",
+        ratio,
+        "<= 1.05",
+        ratio <= 1.05,
+        "x",
+    )
+    res.note(
+        "generation: CPU-time ratio; decode-only ratio; tokens/s advisor vs raw",
+        f"{out['cpu_ratio_median']:.3f}x; {out['decode_ratio_median']:.3f}x; "
+        f"{out['advisor_tokens_per_s_median']:.1f} vs {out['raw_tokens_per_s_median']:.1f} "
+        f"(same text: {'yes' if out['all_same_text'] else 'NO'}; {threads} thread(s), max_tokens {max_tokens})",
+    )
+
+
+# -- 4. answer latency ---------------------------------------------------------
+
+
+def bench_answer(ctx: Context, res: Results) -> None:
+    adv = ctx.shipped()
+    t0 = time.perf_counter()
+    gen = adv.generator
+    load_s = time.perf_counter() - t0
+    gen.chat([{"role": "user", "content": "Hello"}], 4)  # warm-up
+    chosen = spread([x for x in ctx.scenarios if x.in_scope], ctx.plan.answer_questions)
+    rows: list[dict[str, Any]] = []
+    for sc in chosen:
+        fresh_queries(adv.embedder)
+        t = time.perf_counter()
+        answer = adv.ask(sc.question, llm=True)
+        wall = (time.perf_counter() - t) * 1000
+        rows.append({"id": sc.id, "mode": answer.mode, "wall_ms": wall, **answer.timings})
+    keys = ("retrieve_ms", "prompt_ms", "prefill_ms", "generate_ms", "prompt_tokens", "completion_tokens", "total_ms")
+    medians = {key: median([r[key] for r in rows if key in r]) for key in keys}
+    decode = [r["completion_tokens"] / (r["generate_ms"] / 1000) for r in rows if r.get("generate_ms")]
+    prefill = [r["prompt_tokens"] / (r["prefill_ms"] / 1000) for r in rows if r.get("prefill_ms")]
+    out = {
+        "model_load_s": load_s,
+        "questions": rows,
+        "medians": medians,
+        "decode_tokens_per_s_median": median(decode),
+        "prefill_tokens_per_s_median": median(prefill),
+        "threads": adv.settings.n_threads or os.cpu_count(),
+    }
+    res.sections["answer"] = out
+    m = medians
+    res.note(
+        f"answer (llm, {len(rows)} q) median ms: retrieve / prompt / prefill / generate / total",
+        f"{m['retrieve_ms']:.0f} / {m['prompt_ms']:.0f} / {m['prefill_ms']:.0f} / {m['generate_ms']:.0f} / "
+        f"{m['total_ms']:.0f} ({m['prompt_tokens']:.0f} prompt, {m['completion_tokens']:.0f} completion tokens)",
+    )
+
+
+# -- 6. ingest throughput ------------------------------------------------------
+
+
+def replicate_corpus(target: Path, copies: int) -> Path:
+    """The bundled corpus ``copies`` times over, with distinct file names and ids."""
+    import tomllib
+
+    source = bundled_corpus()
+    manifest = tomllib.loads((source / MANIFEST).read_text(encoding="utf-8"))
+    target.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for r in range(copies):
+        for entry in manifest["document"]:
+            name = f"{Path(entry['file']).stem}-r{r:02d}.txt"
+            shutil.copyfile(source / entry["file"], target / name)
+            lines += [
+                "[[document]]",
+                f"file = {json.dumps(name)}",
+                f"id = {json.dumps(entry['id'] + f'-r{r:02d}')}",
+                f"title = {json.dumps(entry.get('title', ''), ensure_ascii=False)}",
+                f"lang = {json.dumps(entry.get('lang', ''))}",
+                "",
+            ]
+    (target / MANIFEST).write_text("\n".join(lines), encoding="utf-8")
+    return target
+
+
+def bench_ingest(ctx: Context, res: Results) -> None:
+    emb = ctx.embedder
+    folder = replicate_corpus(ctx.workdir / "replicated", ctx.plan.ingest_replicas)
+    settings = load_settings(home=ctx.workdir / "ingest-settings")
+    found, _ = discover([folder])
+    texts: list[str] = []
+    for item in found:
+        doc = read_document(item, item.path.read_bytes())
+        texts += [c.embed_text for c in make_chunks(doc, emb, settings.chunk_tokens)]
+    size = settings.embed_batch
+    emb.embed_documents(texts[:size])  # warm-up
+
+    def run_raw(row: dict[str, float]) -> None:
+        t0, c0 = time.perf_counter(), time.process_time()
+        for i in range(0, len(texts), size):
+            emb.embed_documents(texts[i : i + size])
+        row.update(raw_s=time.perf_counter() - t0, raw_cpu_s=time.process_time() - c0)
+
+    def run_advisor(row: dict[str, float]) -> None:
+        adv = Advisor(home=ctx.workdir / f"ingest-{len(pairs)}", embedder=emb)
+        t0, c0 = time.perf_counter(), time.process_time()
+        first = adv.ingest([folder])
+        row.update(first_s=time.perf_counter() - t0, first_cpu_s=time.process_time() - c0)
+        t1 = time.perf_counter()
+        again = adv.ingest([folder])
+        row.update(reingest_s=time.perf_counter() - t1, chunks=float(first.chunks_added))
+        if again.added or again.updated or first.chunks_added != len(texts):
+            raise RuntimeError(f"unexpected ingest reports: {first} then {again}")
+        adv.close()
+
+    pairs: list[dict[str, float]] = []
+    for i in range(ctx.plan.ingest_pairs):
+        row: dict[str, float] = {}
+        for fn in (run_advisor, run_raw) if i % 2 == 0 else (run_raw, run_advisor):
+            fn(row)
+        row.update(
+            advisor_chunks_per_s=len(texts) / row["first_s"],
+            raw_chunks_per_s=len(texts) / row["raw_s"],
+            ratio=row["raw_s"] / row["first_s"],
+            cpu_ratio=row["raw_cpu_s"] / row["first_cpu_s"],
+            reingest_ratio=row["reingest_s"] / row["first_s"],
+        )
+        pairs.append(row)
+        log(f"  ingest pair {i + 1}: {row['ratio']:.2f}x raw (CPU {row['cpu_ratio']:.2f}x), "
+            f"re-ingest {row['reingest_ratio']:.3f}x")
+    ratio = median([p["ratio"] for p in pairs])
+    again = median([p["reingest_ratio"] for p in pairs])
+    out = {
+        "replicas": ctx.plan.ingest_replicas,
+        "documents": len(found),
+        "chunks": len(texts),
+        "batch": size,
+        "pairs": pairs,
+        "ratio_median": ratio,
+        "cpu_ratio_median": median([p["cpu_ratio"] for p in pairs]),
+        "reingest_ratio_median": again,
+        "advisor_chunks_per_s_median": median([p["advisor_chunks_per_s"] for p in pairs]),
+        "raw_chunks_per_s_median": median([p["raw_chunks_per_s"] for p in pairs]),
+    }
+    res.sections["ingest"] = out
+    res.target(f"ingest chunks/s vs raw embedder ({len(texts)} chunks)", ratio, ">= 0.8", ratio >= 0.8, "x")
+    res.target("unchanged re-ingest / first ingest", again, "<= 0.1", again <= 0.1, "x")
+    res.note(
+        "ingest chunks/s advisor vs raw; CPU-time ratio; first vs re-ingest",
+        f"{out['advisor_chunks_per_s_median']:.0f} vs {out['raw_chunks_per_s_median']:.0f}; "
+        f"{out['cpu_ratio_median']:.2f}x; "
+        f"{median([p['first_s'] for p in pairs]):.1f} s vs {median([p['reingest_s'] for p in pairs]):.2f} s",
+    )
+
+
+# -- 7. peak RSS ---------------------------------------------------------------
+
+
+def peak_rss(command: Sequence[str], env: dict[str, str]) -> dict[str, Any]:
+    """Run ``command`` under its own wrapper process; its peak RSS in KiB."""
+    done = subprocess.run(
+        [sys.executable, "-c", RSS_WRAPPER, *command], env=env, capture_output=True, text=True, check=True
+    )
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    if result["rc"] != 0:
+        raise RuntimeError(f"{' '.join(command)} exited {result['rc']}")
+    return result
+
+
+def bench_rss(ctx: Context, res: Results) -> None:
+    exe = advisor_bin()
+    home = ctx.workdir / "rss-home"
+    extra = {"ADVISOR_HOME": str(home)}
+    if ctx.threads:
+        extra["ADVISOR_N_THREADS"] = str(ctx.threads)
+    env = subprocess_env(extra)
+    question = "My contact knows the hiring manager, when should I ask for a good word?"
+    commands = {
+        "python -c pass": [sys.executable, "-c", "pass"],
+        "advisor ingest": [exe, "ingest"],
+        "advisor ask --no-llm": [exe, "ask", question, "--no-llm"],
+        "advisor ask (model)": [exe, "ask", question],
+    }
+    out: dict[str, Any] = {}
+    for name, command in commands.items():
+        runs = [peak_rss(command, env) for _ in range(1 if name == "advisor ingest" else ctx.plan.rss_runs)]
+        out[name] = {
+            "maxrss_mib": max(r["maxrss_kib"] for r in runs) / 1024,
+            "wall_s_median": median([r["wall_s"] for r in runs]),
+        }
+    res.sections["rss"] = out
+    res.note(
+        "peak RSS: ingest / ask --no-llm / ask with model",
+        " / ".join(f"{out[n]['maxrss_mib']:.0f} MiB" for n in list(commands)[1:]),
+    )
+
+
+# -- main ----------------------------------------------------------------------
+
+RUNNERS: dict[str, Callable[[Context, Results], None]] = {
+    "startup": bench_startup,
+    "retrieval": bench_retrieval,
+    "synthetic": bench_synthetic,
+    "generation": bench_generation,
+    "answer": bench_answer,
+    "ingest": bench_ingest,
+    "rss": bench_rss,
+}
+
+
+def markdown(res: Results) -> str:
+    lines = ["| target | measured | goal | result |", "|---|---|---|---|"]
+    for t in res.targets:
+        value = f"{t.value:.3f} s" if t.unit == "s" else f"{t.value:.1f} ms" if t.unit == "ms" else f"{t.value:.3f}x"
+        lines.append(f"| {t.name} | {value} | {t.goal} | {'PASS' if t.ok else 'FAIL'} |")
+    if res.info:
+        lines += ["", "| measurement | value |", "|---|---|"]
+        lines += [f"| {name} | {value} |" for name, value in res.info]
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Benchmark advisor (see the module docstring for what each number means).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="sections: " + ", ".join(SECTIONS),
+    )
+    parser.add_argument("--out", type=Path, default=Path("bench-out"), help="folder for bench.json (default bench-out)")
+    parser.add_argument("--quick", action="store_true", help="~1-2 minute smoke run (10k synthetic chunks, fewer runs)")
+    parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset of the sections to run")
+    parser.add_argument("--threads", type=int, default=None, help="model threads (default: advisor's, all cores)")
+    parser.add_argument(
+        "--gen-threads", type=int, default=1, help="threads of both models in the generation section (default 1)"
+    )
+    parser.add_argument("--synthetic-chunks", type=int, default=None, help="size of the synthetic store")
+    parser.add_argument("--hybrid", action="store_true", help="also time hybrid (BM25) retrieval at synthetic size")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary stores (printed at the end)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
+    args = parser.parse_args(argv)
+    unknown = set(args.sections.split(",")) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    for key in [k for k in os.environ if k.startswith("ADVISOR_")]:
+        del os.environ[key]  # measure the built-in defaults
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    plan = QUICK if args.quick else Plan()
+    if args.synthetic_chunks:
+        plan = Plan(**{**asdict(plan), "synthetic_chunks": args.synthetic_chunks})
+    wanted = [s for s in SECTIONS if s in args.sections.split(",")]
+    workdir = Path(tempfile.mkdtemp(prefix="advisor-bench-"))
+    ctx = Context(plan, workdir, args.threads)
+    ctx.hybrid = args.hybrid
+    ctx.gen_threads = args.gen_threads
+    res = Results()
+    res.meta = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "quick": args.quick,
+        "plan": asdict(plan),
+        "threads": args.threads,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "loadavg": {},
+        "section_s": {},
+    }
+    started = time.perf_counter()
+    try:
+        for name in wanted:
+            log(f"{name} ...")
+            res.meta["loadavg"][f"{name}_before"] = os.getloadavg()
+            t0 = time.perf_counter()
+            RUNNERS[name](ctx, res)
+            res.meta["section_s"][name] = time.perf_counter() - t0
+            res.meta["loadavg"][f"{name}_after"] = os.getloadavg()
+            log(f"{name} done in {res.meta['section_s'][name]:.0f} s")
+    finally:
+        res.meta["wall_s"] = time.perf_counter() - started
+        if args.keep:
+            log(f"kept the stores in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "meta": res.meta,
+        "targets": [asdict(t) for t in res.targets],
+        "info": dict(res.info),
+        "sections": res.sections,
+    }
+    (args.out / "bench.json").write_text(json.dumps(clean(payload), indent=2, ensure_ascii=False) + "\n", "utf-8")
+    print(markdown(res))
+    print(f"\n{len(wanted)} section(s) in {res.meta['wall_s']:.0f} s; details in {args.out / 'bench.json'}")
+    return 1 if args.strict and not all(t.ok for t in res.targets) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -232,13 +232,13 @@ class Advisor:
                 return answer
             notes.append(_FALLBACK_NOTE)
         t1 = time.perf_counter()
-        text, cites, _quotes = extractive_answer(found.question, lang, found.passages, self.embedder)
+        text, cites, quotes = extractive_answer(found.question, lang, found.passages, self.embedder)
         timings["extract_ms"] = (time.perf_counter() - t1) * 1000
         timings["total_ms"] = (time.perf_counter() - t0) * 1000
         if not cites:
             text = _ABSTAIN.get(lang, _ABSTAIN["en"]).format(topics="; ".join(f"“{t}”" for t in self.topics()))
             return Answer(found.question, text, "abstain", True, [], found.passages, lang, timings, notes)
-        return Answer(found.question, text, "extractive", False, cites, found.passages, lang, timings, notes)
+        return Answer(found.question, text, "extractive", False, cites, found.passages, lang, timings, notes, quotes)
 
     def _llm_answer(
         self,
@@ -275,6 +275,10 @@ class Advisor:
         timings["groundedness"] = checked.groundedness
         if not checked.citations:
             return None
+        answer_lang = detect_language(checked.text, default=found.lang)
+        if answer_lang != found.lang:
+            notes.append(f"the model answered in {answer_lang}, not in the question's language ({found.lang})")
+            return None
         if checked.dropped:
             notes.append(f"{checked.dropped} unsupported sentence(s) removed from the model's answer")
         return Answer(
@@ -284,9 +288,10 @@ class Advisor:
             False,
             checked.citations,
             found.passages,
-            detect_language(checked.text) if checked.text else found.lang,
+            answer_lang,
             timings,
             notes,
+            checked.quotes,
         )
 
     # -- evaluate ---------------------------------------------------------

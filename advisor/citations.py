@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -85,6 +85,7 @@ class Verified:
     citations: list[Passage]
     groundedness: float  # supported claim sentences / all claim sentences the model wrote
     dropped: int  # sentences removed because nothing supported them
+    quotes: list[Sentence] = field(default_factory=list)  # best supporting sentence per citation
 
 
 def verify(
@@ -97,11 +98,14 @@ def verify(
         return Verified("", [], 0.0, 0)
     sent_vecs = embedder.embed_documents(pieces)
     passage_vecs: dict[int, np.ndarray] = {}
+    passage_sents: dict[int, list[Sentence]] = {}
+    best: dict[int, tuple[float, Sentence]] = {}  # citation -> its best supporting sentence
     for i, p in enumerate(citations, start=1):
-        sents = [s.text for s in evidence_sentences(p)]
+        sents = evidence_sentences(p)
         if not sents:
             continue  # nothing in this passage can support a claim
-        passage_vecs[i] = embedder.embed_documents(sents)
+        passage_sents[i] = sents
+        passage_vecs[i] = embedder.embed_documents([x.text for x in sents])
     kept_sentences: list[str] = []
     supported = 0
     dropped = 0
@@ -118,12 +122,23 @@ def verify(
             continue
         supported += 1
         used.extend(n for n in good if n not in used)
+        for n in good:
+            sims = passage_vecs[n] @ vec
+            j = int(np.argmax(sims))
+            if n not in best or sims[j] > best[n][0]:
+                best[n] = (float(sims[j]), passage_sents[n][j])
         kept_sentences.append(bare + "".join(f"[{n}]" for n in good))
     if not used:
         return Verified("", [], 0.0, dropped)
     # renumber to the citations actually kept (first use = [1])
     final_text, final_cites = resolve_markers(" ".join(kept_sentences), list(citations))
-    return Verified(final_text, final_cites, supported / (supported + dropped), dropped)
+    by_chunk = {citations[n - 1].chunk_id: sent for n, (_sim, sent) in best.items()}
+    quotes = [by_chunk[p.chunk_id] for p in final_cites]
+    return Verified(final_text, final_cites, supported / (supported + dropped), dropped, quotes)
+
+
+_FIRST_PERSON = re.compile(r"\b(my|mi|mis|mein|meine|meinem|meinen|meiner)\b", re.IGNORECASE)
+NARRATIVE_PENALTY = 0.05
 
 
 def _score_sentences(
@@ -147,7 +162,9 @@ def _score_sentences(
     scored = []
     for (i, s), sim in zip(candidates, sims, strict=True):
         rank_bonus = 0.04 * (len(passages) - i) / max(1, len(passages))
-        scored.append((float(sim) + rank_bonus, i, s))
+        # "my network ...", "mi red ...": someone telling their own story, not advice
+        narrative = NARRATIVE_PENALTY if _FIRST_PERSON.search(s.text) else 0.0
+        scored.append((float(sim) + rank_bonus - narrative, i, s))
     scored.sort(key=lambda t: -t[0])
     return scored
 
@@ -171,39 +188,95 @@ def excerpts(question: str, passages: Sequence[Passage], embedder: Embedder, per
     return out
 
 
+_LABELS = {
+    "en": {"recommendation": "Key point", "timing": "When", "how": "How", "caveat": "Caveat", "more": "Also"},
+    "es": {"recommendation": "Punto clave", "timing": "Cuándo", "how": "Cómo", "caveat": "Matiz", "more": "Además"},
+    "de": {"recommendation": "Kernaussage", "timing": "Wann", "how": "Wie", "caveat": "Vorbehalt", "more": "Außerdem"},
+}
+_TIMING_Q = re.compile(
+    r"\b(when|timing|before|after|how long|cu[aá]ndo|cu[aá]nto tarda|antes|despu[eé]s|momento"
+    r"|wann|vorher|nachher|zeitpunkt|wie lange|dauert)\b",
+    re.IGNORECASE,
+)
+_TIMING_S = re.compile(
+    r"\b(before|after|until|wait|weeks?|days?|antes|despu[eé]s|hasta|semanas?|d[ií]as|momento"
+    r"|vor|nach|bis|warten|wochen?|tagen?)\b",
+    re.IGNORECASE,
+)
+_HOW_S = re.compile(
+    r"\b(say|write|message|e-?mail|thank|decir|diga|escrib\w*|mensaje|correo|carta|agradec\w*"
+    r"|sagen|schreib\w*|nachricht|dankesch[oö]n)\b",
+    re.IGNORECASE,
+)
+_CAVEAT_S = re.compile(
+    r"\b(but|however|careful|risk|backfire|unless|pero|sin embargo|cuidado|contraproducente|salir mal"
+    r"|aber|jedoch|vorsicht)\b",
+    re.IGNORECASE,
+)
+_WINDOW = 8  # candidates considered for the timing / how / caveat parts
+_SLACK = 0.12  # how far below the best sentence a part may score
+
+
+def _pick_parts(question: str, scored: list[tuple[float, int, Sentence]]) -> list[tuple[str, int, Sentence]]:
+    """Assign the best sentences to the parts of an advice-shaped answer."""
+    if not scored:
+        return []
+    best_score, best_i, best_s = scored[0]
+    parts = [("recommendation", best_i, best_s)]
+    used = {best_s.start}
+    window = [t for t in scored[1:_WINDOW] if t[0] >= best_score - _SLACK]
+
+    def take(role: str, pattern: re.Pattern[str]) -> None:
+        # one sentence per passage: the parts then draw on several sources, which
+        # both shows where they agree or disagree and hedges a wrong top passage
+        quoted = {i for _, i, _ in parts}
+        pool = [t for t in window if t[1] not in quoted and pattern.search(t[2].text)]
+        if pool:
+            _score, i, sent = pool[0]
+            parts.append((role, i, sent))
+            used.add(sent.start)
+
+    if _TIMING_Q.search(question):
+        take("timing", _TIMING_S)
+    take("how", _HOW_S)
+    take("caveat", _CAVEAT_S)
+    # at least three sentences in all, from passages not quoted yet (a wider net)
+    for _score, i, sent in scored[1:]:
+        if len(parts) >= 3:
+            break
+        if sent.start not in used and all(i != j for _, j, _ in parts):
+            parts.append(("more", i, sent))
+            used.add(sent.start)
+    return parts
+
+
 def extractive_answer(
     question: str,
     lang: str,
     passages: Sequence[Passage],
     embedder: Embedder,
-    max_sentences: int = 3,
-    per_passage: int = 1,
     min_relative: float = 0.0,
 ) -> tuple[str, list[Passage], list[Sentence]]:
-    """An answer built from verbatim passage sentences, each cited.
+    """An advice-shaped answer built from verbatim passage sentences, each cited.
 
-    Returns the text, the cited passages (``[i]`` = ``citations[i-1]``) and the
-    quoted sentences (verbatim, with document offsets).
+    Parts: the recommendation (the sentence closest to the question), when (if
+    the question asks about timing), how (what to say or write), and a caveat
+    (preferably from another source, where the articles disagree). Returns the
+    text, the cited passages (``[i]`` = ``citations[i-1]``) and, for each
+    citation, the sentence quoted from it (verbatim, with document offsets).
     """
-    picked: list[tuple[int, Sentence]] = []
-    per: dict[int, int] = {}
-    for _score, i, s in _score_sentences(question, passages, embedder, min_relative):
-        if per.get(i, 0) >= per_passage:
-            continue
-        picked.append((i, s))
-        per[i] = per.get(i, 0) + 1
-        if len(picked) >= max_sentences:
-            break
-    if not picked:
+    parts = _pick_parts(question, _score_sentences(question, passages, embedder, min_relative))
+    if not parts:
         return "", [], []
-    # cite in order of the passages' rank, quote in reading order within each
-    picked.sort(key=lambda t: (t[0], t[1].start))
+    labels = _LABELS.get(lang, _LABELS["en"])
+    intro = _FRAME.get(lang, _FRAME["en"])[0]
     order: list[int] = []
-    for i, _ in picked:
+    lines = [intro]
+    for role, i, sent in parts:
         if i not in order:
             order.append(i)
-    intro, _label = _FRAME.get(lang, _FRAME["en"])
-    lines = [intro]
-    for i, s in picked:
-        lines.append(f"- “{s.text}” [{order.index(i) + 1}]")
-    return "\n".join(lines), [passages[i] for i in order], [s for _, s in picked]
+        lines.append(f"- {labels[role]}: “{sent.text}” [{order.index(i) + 1}]")
+    first: dict[int, Sentence] = {}
+    for _role, i, sent in parts:
+        first.setdefault(i, sent)
+    return "\n".join(lines), [passages[i] for i in order], [first[i] for i in order]

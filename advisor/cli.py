@@ -179,6 +179,9 @@ def _render_answer(answer: Answer, explain: bool) -> str:
             flag = " [flagged: contains text addressed to an AI]" if p.flagged else ""
             lines.append(f"[{i}] {p.title} ({p.lang}){flag}")
             lines.append(f"    {p.path}, characters {p.start}-{p.end}")
+            if i <= len(answer.quotes):
+                q = answer.quotes[i - 1]
+                lines.append(f"    supporting sentence (characters {q.start}-{q.end}): “{q.text}”")
             body = textwrap.fill(p.text, width=88, initial_indent="    > ", subsequent_indent="    > ")
             lines.append(body)
     if explain:

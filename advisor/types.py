@@ -92,6 +92,7 @@ class Answer:
     lang: str = ""
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    quotes: list[Sentence] = field(default_factory=list)  # quotes[i]: the sentence of citations[i] that supports it
 
     def to_dict(self) -> dict[str, Any]:
         return {

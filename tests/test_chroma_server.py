@@ -68,6 +68,29 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=STOP_TIMEOUT)
 
 
+def _release(adv: Any) -> None:
+    """Close the advisor and the HTTP connections of its Chroma client.
+
+    ``Advisor.close`` drops its store without closing the chromadb client, whose
+    HTTP session (shared per server address) would keep loopback sockets open
+    until the interpreter exits; close them here.
+    """
+    store = adv._store
+    adv.close()
+    if store is None:
+        return
+    close = getattr(store, "close", None)
+    if callable(close):  # a ChromaStore.close(), once there is one
+        close()
+        return
+    client = getattr(store, "_client", None)
+    session = getattr(getattr(client, "_server", None), "_session", None)
+    if session is not None:
+        session.close()
+    if client is not None and hasattr(client, "close"):
+        client.close()
+
+
 @pytest.fixture(scope="module")
 def chroma_url(tmp_path_factory: pytest.TempPathFactory, offline_sitecustomize: Path) -> Iterator[str]:
     """A running ``chroma run`` server on 127.0.0.1; yields its URL, stops it afterwards."""
@@ -100,10 +123,15 @@ def chroma_url(tmp_path_factory: pytest.TempPathFactory, offline_sitecustomize: 
             if proc.poll() is None and _heartbeat(url):
                 yield url
                 return
+            if proc.poll() is None:  # alive but silent: retrying would not help
+                break
         finally:
             _stop(proc)
     log_text = log_path.read_text(encoding="utf-8", errors="replace")[-3000:]
-    pytest.fail(f"chroma run did not answer its heartbeat within {STARTUP_TIMEOUT:.0f} s; its log:\n{log_text}")
+    pytest.fail(
+        f"chroma run did not answer its heartbeat within {STARTUP_TIMEOUT:.0f} s "
+        f"(exit code {proc.returncode}); its log:\n{log_text}"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -113,9 +141,11 @@ def ingested(chroma_url: str, tmp_path_factory: pytest.TempPathFactory, corpus_d
 
     home = tmp_path_factory.mktemp("server-home")
     adv = Advisor(home=home, chroma_url=chroma_url)
-    report = adv.ingest([corpus_dir])
-    yield adv, report
-    adv.close()
+    try:
+        report = adv.ingest([corpus_dir])
+        yield adv, report
+    finally:
+        _release(adv)
 
 
 @pytest.fixture
@@ -144,7 +174,7 @@ def test_ingest_goes_to_the_server_and_reingest_is_a_no_op(
         assert again.chunks_added == again.chunks_removed == 0
         assert other.store.count() == first.chunks_added
     finally:
-        other.close()
+        _release(other)
 
 
 def test_english_question_finds_the_spanish_article(server_advisor: Any) -> None:

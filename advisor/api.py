@@ -215,8 +215,19 @@ class Advisor:
         history: Sequence[str] | None = None,
     ) -> Answer:
         """Answer ``question`` with cited passages (``llm=False``: extractive, no model)."""
-        t0 = time.perf_counter()
         found = self.search(question, k, history=history)
+        return self.answer(found, llm=llm, on_token=on_token, timeout=timeout)
+
+    def answer(
+        self,
+        found: Retrieval,
+        llm: bool = True,
+        *,
+        on_token: Callable[[str], None] | None = None,
+        timeout: float | None = None,
+    ) -> Answer:
+        """Answer from an earlier :meth:`search` (so retrieval is not run twice)."""
+        t0 = time.perf_counter() - found.timings.get("retrieve_ms", 0.0) / 1000
         lang = found.lang
         timings = dict(found.timings)
         if found.abstain:
@@ -302,12 +313,15 @@ class Advisor:
         retrieval_only: bool = False,
         llm: bool = True,
         progress: Callable[[int, int], None] | None = None,
+        concurrency: int = 1,
     ) -> EvalReport:
         """Run scenarios (a list, or a .yaml/.jsonl path) through this advisor; see README metrics."""
         from advisor.evaluation import load_scenarios, run_evaluation
 
         items = load_scenarios(Path(scenarios)) if isinstance(scenarios, str | os.PathLike) else list(scenarios)
-        return run_evaluation(self, items, retrieval_only=retrieval_only, llm=llm, progress=progress)
+        return run_evaluation(
+            self, items, retrieval_only=retrieval_only, llm=llm, progress=progress, concurrency=concurrency
+        )
 
     def close(self) -> None:
         """Release models and the store (they are also released with the object)."""

@@ -315,7 +315,12 @@ def evaluate(
     k: Annotated[
         int | None, typer.Option("-k", "--k", help="Passages per question (default 5).", show_default=False)
     ] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", help="Scenarios in parallel (needs --llm-url).")] = 1,
     model: Annotated[Path | None, typer.Option("--model", help="Path to a GGUF model.", show_default=False)] = None,
+    llm_url: Annotated[
+        str | None,
+        typer.Option("--llm-url", help="OpenAI-compatible server [env: ADVISOR_LLM_URL].", show_default=False),
+    ] = None,
     home: HomeOpt = None,
     embedder: EmbedderOpt = None,
     chroma_url: ChromaOpt = None,
@@ -332,7 +337,7 @@ def evaluate(
         items = items[: max(0, limit)]
     if not items:
         raise InputError("no scenarios to run (check --filter and --limit)")
-    adv = _advisor(home=home, embedder=embedder, chroma_url=chroma_url, model=model, k=k)
+    adv = _advisor(home=home, embedder=embedder, chroma_url=chroma_url, model=model, k=k, llm_url=llm_url)
     bar, update = _progress_bar("eval")
     with bar:
         report = adv.evaluate(
@@ -340,6 +345,7 @@ def evaluate(
             retrieval_only=retrieval_only,
             llm=not no_llm,
             progress=lambda done, total: update(done, total, 0),
+            concurrency=concurrency,
         )
     write_reports(report, out)
     failures = check_floors(report.summary, parsed_floors)

@@ -16,7 +16,7 @@ import statistics
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -366,6 +366,55 @@ def _retrieved_rows(passages: Iterable[Passage]) -> list[dict[str, Any]]:
     ]
 
 
+def _run_one(advisor: Advisor, s: Scenario, retrieval_only: bool, llm: bool, sources: _SourceCache) -> ScenarioResult:
+    t0 = time.perf_counter()
+    k = advisor.settings.k
+    found = advisor.search(s.question, k=max(5, k))  # metrics look at the top 5
+    metrics, failures = score_scenario(s, found.passages, found.abstain)
+    result = ScenarioResult(
+        s.id,
+        s.question,
+        s.language,
+        list(s.tags),
+        s.in_scope,
+        _retrieved_rows(found.passages),
+        metrics,
+        {"retrieve_ms": found.timings.get("retrieve_ms", 0.0)},
+        failures,
+        abstained=found.abstain,
+    )
+    if not retrieval_only:
+        top_k = replace(found, passages=found.passages[:k])
+        answer = advisor.answer(top_k, llm=llm)
+        more, problems = score_answer(s, answer, sources)
+        result.metrics.update(more)
+        # retrieval decides abstention; the answer may abstain too (nothing extractable)
+        result.abstained = answer.abstained
+        result.metrics["abstained"] = float(answer.abstained)
+        if answer.abstained and s.in_scope and "abstained although the corpus covers this" not in failures:
+            result.failures.append("abstained although the corpus covers this")
+        if not answer.abstained and not s.in_scope and not failures:
+            result.failures.append("should have abstained: the corpus does not cover this")
+        result.failures.extend(problems)
+        result.answer, result.mode = answer.text, answer.mode
+        result.citations = [
+            {"marker": i, "source": p.source, "start": p.start, "end": p.end, "text": p.text}
+            for i, p in enumerate(answer.citations, start=1)
+        ]
+        result.timings.update(
+            {
+                key: float(v)
+                for key, v in answer.timings.items()
+                if key.endswith("_ms") or key in {"prompt_tokens", "completion_tokens"}
+            }
+        )
+        result.timings["generate_ms"] = answer.timings.get("prefill_ms", 0.0) + answer.timings.get(
+            "generate_ms", answer.timings.get("extract_ms", 0.0)
+        )
+    result.timings["total_ms"] = (time.perf_counter() - t0) * 1000
+    return result
+
+
 def run_evaluation(
     advisor: Advisor,
     scenarios: Sequence[Scenario],
@@ -373,61 +422,41 @@ def run_evaluation(
     retrieval_only: bool = False,
     llm: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    concurrency: int = 1,
 ) -> EvalReport:
-    """Run every scenario through one loaded advisor."""
+    """Run every scenario through one loaded advisor.
+
+    ``concurrency > 1`` runs scenarios in parallel threads; it is meant for a
+    remote model endpoint (``llm_url``), since a local model answers one
+    request at a time.
+    """
+    if concurrency < 1:
+        raise InputError(f"--concurrency must be at least 1, not {concurrency}")
+    if concurrency > 1 and not advisor.settings.llm_url and not retrieval_only and llm:
+        raise InputError("--concurrency above 1 needs a model server (--llm-url): a local model runs serially")
     sources = _SourceCache()
-    results: list[ScenarioResult] = []
-    k = max(5, advisor.settings.k)
     t_start = time.perf_counter()
-    for n, s in enumerate(scenarios):
-        t0 = time.perf_counter()
-        found = advisor.search(s.question, k=k)
-        metrics, failures = score_scenario(s, found.passages, found.abstain)
-        timings = {"retrieve_ms": found.timings.get("retrieve_ms", 0.0)}
-        result = ScenarioResult(
-            s.id,
-            s.question,
-            s.language,
-            list(s.tags),
-            s.in_scope,
-            _retrieved_rows(found.passages),
-            metrics,
-            timings,
-            failures,
-            abstained=found.abstain,
-        )
-        if not retrieval_only:
-            answer = advisor.ask(s.question, k=advisor.settings.k, llm=llm)
-            more, problems = score_answer(s, answer, sources)
-            result.metrics.update(more)
-            # retrieval decides abstention; the answer may abstain too (nothing extractable)
-            result.abstained = answer.abstained
-            result.metrics["abstained"] = float(answer.abstained)
-            if answer.abstained and s.in_scope and "abstained although the corpus covers this" not in failures:
-                result.failures.append("abstained although the corpus covers this")
-            if not answer.abstained and not s.in_scope and not failures:
-                result.failures.append("should have abstained: the corpus does not cover this")
-            result.failures.extend(problems)
-            result.answer, result.mode = answer.text, answer.mode
-            result.citations = [
-                {"marker": i, "source": p.source, "start": p.start, "end": p.end, "text": p.text}
-                for i, p in enumerate(answer.citations, start=1)
-            ]
-            result.timings.update(
-                {
-                    key: float(v)
-                    for key, v in answer.timings.items()
-                    if key.endswith("_ms") or key in {"prompt_tokens", "completion_tokens"}
-                }
-            )
-            result.timings["generate_ms"] = answer.timings.get("prefill_ms", 0.0) + answer.timings.get(
-                "generate_ms", answer.timings.get("extract_ms", 0.0)
-            )
-        result.timings["total_ms"] = (time.perf_counter() - t0) * 1000
-        results.append(result)
-        if progress:
-            progress(n + 1, len(scenarios))
+    if concurrency == 1:
+        results = []
+        for n, s in enumerate(scenarios):
+            results.append(_run_one(advisor, s, retrieval_only, llm, sources))
+            if progress:
+                progress(n + 1, len(scenarios))
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        advisor.search(scenarios[0].question)  # load the models once, before the threads start
+        done = 0
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            futures = [pool.submit(_run_one, advisor, s, retrieval_only, llm, sources) for s in scenarios]
+            for future in futures:
+                future.result()
+                done += 1
+                if progress:
+                    progress(done, len(scenarios))
+        results = [f.result() for f in futures]
     summary = summarise(results, advisor, retrieval_only, llm, time.perf_counter() - t_start)
+    summary["config"]["concurrency"] = concurrency
     return EvalReport(results, summary)
 
 
@@ -487,7 +516,8 @@ def _table(rows: dict[str, dict[str, float]]) -> list[str]:
     cols = [(k, h) for k, h in _TABLE_KEYS if any(k in r for r in rows.values())]
     lines = ["| slice | " + " | ".join(h for _, h in cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for name, row in rows.items():
-        lines.append(f"| {name} | " + " | ".join(_fmt(row[k]) if k in row else "–" for k, _ in cols) + " |")
+        cells = [(str(int(row[k])) if k == "scenarios" else _fmt(row[k])) if k in row else "–" for k, _ in cols]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
 
 

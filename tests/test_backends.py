@@ -100,3 +100,23 @@ def test_unreachable_server_is_a_clear_error() -> None:
     gen = OpenAICompatibleGenerator(f"http://127.0.0.1:{_free_port()}/v1")
     with pytest.raises(GenerationError, match="cannot reach the model server"):
         gen.chat([{"role": "user", "content": "hi"}], max_tokens=4, timeout=5)
+
+
+def test_eval_runs_scenarios_concurrently_against_a_server(llm_server: str, tmp_path: Path) -> None:
+    from advisor.evaluation import load_scenarios
+
+    scenarios = load_scenarios(Path(__file__).parent / "scenarios" / "smoke.jsonl")
+    adv = Advisor(home=tmp_path, llm_url=llm_server, llm_passages=2)
+    report = adv.evaluate(scenarios, concurrency=3)
+    assert [r.id for r in report.results] == [s.id for s in scenarios]  # input order kept
+    assert report.summary["config"]["concurrency"] == 3
+    assert report.summary["overall"]["citation_valid"] == 1.0
+
+
+def test_concurrency_needs_a_server(tmp_path: Path) -> None:
+    from advisor.errors import InputError
+    from advisor.evaluation import load_scenarios
+
+    scenarios = load_scenarios(Path(__file__).parent / "scenarios" / "smoke.jsonl")
+    with pytest.raises(InputError, match="--llm-url"):
+        Advisor(home=tmp_path).evaluate(scenarios, concurrency=2)

@@ -10,6 +10,7 @@ silently truncated. Every chunk satisfies ``text[start:end] == chunk.text``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Callable, Iterator
@@ -114,14 +115,22 @@ def chunk_document(
     count_tokens: TokenCounter,
     max_tokens: int,
 ) -> list[Chunk]:
-    """Chunks of ``text``; see the module docstring for the rules."""
+    """Chunks of ``text``; see the module docstring for the rules.
+
+    Each paragraph (or sentence) is tokenised once; a chunk's size is the sum of
+    its units' counts, which for subword tokenisers matches the count of the
+    joined text (units are joined at whitespace).
+    """
     budget = max(8, max_tokens)
+    count = functools.lru_cache(maxsize=8192)(count_tokens)
     chunks: list[Chunk] = []
     heading = ""
     cur: list[_Span] = []
+    cur_tokens = 0
     cur_heading = ""
 
     def flush() -> None:
+        nonlocal cur_tokens
         if not cur:
             return
         start, end = cur[0].start, cur[-1].end
@@ -129,31 +138,37 @@ def chunk_document(
         digest = hashlib.sha256(f"{doc_id}\0{doc_sha}\0{start}:{end}".encode()).hexdigest()[:32]
         chunks.append(Chunk(digest, doc_id, len(chunks), start, end, text[start:end], context))
         cur.clear()
+        cur_tokens = 0
 
-    paragraphs = spans_of_paragraphs(text)
-    for i, (p_start, p_end) in enumerate(paragraphs):
+    def add(unit: _Span, tokens: int) -> None:
+        nonlocal cur_tokens
+        cur.append(unit)
+        cur_tokens += tokens
+
+    for i, (p_start, p_end) in enumerate(spans_of_paragraphs(text)):
         line = text[p_start:p_end]
-        fits = count_tokens(line) <= budget
+        line_tokens = count(line)
+        fits = line_tokens <= budget
         if i == 0 and fits and line.strip() == title.strip():
             # the title line opens the first chunk
             cur_heading = heading = title
-            cur.append(_Span(p_start, p_end))
+            add(_Span(p_start, p_end), line_tokens)
             continue
         if fits and is_heading(line):
             flush()
             heading = line.strip().lstrip("#").strip()
             cur_heading = heading
-            cur.append(_Span(p_start, p_end))
+            add(_Span(p_start, p_end), line_tokens)
             continue
-        for unit in _units(text, p_start, p_end, budget, count_tokens):
-            if cur and count_tokens(text[cur[0].start : unit.end]) > budget:
+        for unit in _units(text, p_start, p_end, budget, count):
+            unit_tokens = count(text[unit.start : unit.end])
+            if cur and cur_tokens + unit_tokens > budget:
                 flush()
-                cur_heading = heading
             if not cur:
                 cur_heading = heading
-            cur.append(unit)
+            add(unit, unit_tokens)
         # a full paragraph closes the chunk unless it is short: short ones are packed
-        if cur and count_tokens(text[cur[0].start : cur[-1].end]) >= budget // 2:
+        if cur and cur_tokens >= budget // 2:
             flush()
     flush()
     return chunks

@@ -75,6 +75,10 @@ def _handle_errors(func: F) -> F:
         except KeyboardInterrupt:
             typer.echo("error: interrupted", err=True)
             raise typer.Exit(130) from None
+        except BrokenPipeError:  # e.g. `advisor eval ... | head -1`: stop quietly, like other tools
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(141) from None
         except (typer.Exit, typer.Abort):
             raise
         except Exception as exc:  # a bug: still one line unless debugging

@@ -189,16 +189,23 @@ def _chunk_meta(doc: Document, chunk: Chunk, n_chunks: int, root: Path) -> dict[
     }
 
 
+HEADING_ALLOWANCE = 32  # tokens a section heading may add to the title in a chunk's context
+
+
 def make_chunks(doc: Document, embedder: Embedder, chunk_tokens: int) -> list[Chunk]:
-    """Chunk ``doc`` so that every chunk plus its context fits the embedder."""
-    context_tokens = embedder.count_tokens(doc.title) + 4
-    budget = max(16, min(chunk_tokens, embedder.max_tokens - context_tokens))
+    """Chunk ``doc`` so that every chunk plus its context fits the embedder.
+
+    The budget leaves room for the context (title and heading, at most 90
+    characters) so the embedder never truncates; contexts that would not fit
+    are dropped rather than cut.
+    """
+    title_tokens = embedder.count_tokens(doc.title) + HEADING_ALLOWANCE
+    budget = max(16, min(chunk_tokens, embedder.max_tokens - title_tokens))
     chunks = chunk_document(doc.doc_id, doc.sha256, doc.title, doc.text, embedder.count_tokens, budget)
-    safe = []
-    for ch in chunks:
-        too_long = ch.context and embedder.count_tokens(ch.embed_text) > embedder.max_tokens
-        safe.append(Chunk(ch.chunk_id, ch.doc_id, ch.index, ch.start, ch.end, ch.text, "") if too_long else ch)
-    return safe
+    if budget + title_tokens <= embedder.max_tokens:
+        return chunks
+    # a tiny embedder window: keep the chunk text whole, without context
+    return [Chunk(c.chunk_id, c.doc_id, c.index, c.start, c.end, c.text, "") for c in chunks]
 
 
 def _iter_batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

@@ -78,19 +78,26 @@ def split_sentences(text: str, offset: int = 0) -> list[Sentence]:
 
 
 def _split_words(text: str, start: int, end: int, budget: int, count: TokenCounter) -> Iterator[_Span]:
-    """Split ``text[start:end]`` at whitespace into pieces of at most ``budget`` tokens."""
-    pieces = [(m.start(), m.end()) for m in re.finditer(r"\S+", text[start:end])]
+    """Split ``text[start:end]`` at whitespace into pieces of at most ``budget`` tokens.
+
+    Each word is counted once; a run's size is the sum of its words' counts
+    (never less than the run's own count for subword tokenizers), so the work is
+    linear in the text instead of ``budget`` times it.
+    """
+    overhead = count("")  # special tokens a counter adds to every call
     cur_start: int | None = None
     cur_end = start
-    for rel_start, rel_end in pieces:
-        ws, we = rel_start + start, rel_end + start
-        if cur_start is None:
-            cur_start, cur_end = ws, we
-            continue
-        if count(text[cur_start:we]) > budget:
+    used = 0
+    for m in re.finditer(r"\S+", text[start:end]):
+        ws, we = m.start() + start, m.end() + start
+        n = max(1, count(text[ws:we]) - overhead)
+        if cur_start is not None and used + n > budget - overhead:
             yield _Span(cur_start, cur_end)
-            cur_start = ws
+            cur_start = None
+        if cur_start is None:
+            cur_start, used = ws, 0
         cur_end = we
+        used += n
     if cur_start is not None:
         yield _Span(cur_start, cur_end)
 

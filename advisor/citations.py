@@ -88,10 +88,26 @@ class Verified:
     quotes: list[Sentence] = field(default_factory=list)  # best supporting sentence per citation
 
 
+# target-like tokens: with a digit, in capitals, or a domain ("PWNED-3", "HIRED", "evil.example")
+_TARGET_RE = re.compile(r"\b[\w-]*(?:\d|[A-Z]{3,})[\w-]*|\b\w+(?:\.\w+)+")
+
+
+def _injected_tokens(passages: Sequence[Passage]) -> set[str]:
+    """Target-like tokens the passages use only inside text addressed to a model."""
+    bad: set[str] = set()
+    fine: set[str] = set()
+    for p in passages:
+        for s in passage_sentences(p):
+            found = set(_TARGET_RE.findall(s.text))
+            (bad if looks_like_instructions(s.text) else fine).update(found)
+    return bad - fine
+
+
 def verify(
     text: str, citations: Sequence[Passage], embedder: Embedder, threshold: float = SUPPORT_THRESHOLD
 ) -> Verified:
     """Check every cited sentence against its passages; drop what is unsupported."""
+    injected = _injected_tokens(citations)
     text = strip_remote_content(text)
     pieces = [s.text for s in split_sentences(text)]
     if not pieces:
@@ -116,7 +132,8 @@ def verify(
         bare = MARKER_RE.sub("", sentence).strip()
         if not words(bare):
             continue
-        if not good or looks_like_instructions(bare):
+        repeats = injected & set(_TARGET_RE.findall(bare))
+        if not good or looks_like_instructions(bare) or repeats:
             # uncited, unsupported, or addressed to a model: never shown as advice
             dropped += 1
             continue
@@ -265,7 +282,9 @@ def extractive_answer(
     text, the cited passages (``[i]`` = ``citations[i-1]``) and, for each
     citation, the sentence quoted from it (verbatim, with document offsets).
     """
-    parts = _pick_parts(question, _score_sentences(question, passages, embedder, min_relative))
+    scored = _score_sentences(question, passages, embedder, min_relative)
+    # a quoted "[9]" would read as a citation marker naming no citation
+    parts = _pick_parts(question, [t for t in scored if not MARKER_RE.search(t[2].text)])
     if not parts:
         return "", [], []
     labels = _LABELS.get(lang, _LABELS["en"])

@@ -130,8 +130,11 @@ def load_scenarios(path: Path) -> list[Scenario]:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
+            if mark is not None and mark.line >= len(text.splitlines()) and getattr(exc, "context_mark", None):
+                mark = getattr(exc, "context_mark", None)  # at the end of the file: point at what was left open
             where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-            problem = getattr(exc, "problem", None) or "invalid YAML"
+            parts = [getattr(exc, "context", None), getattr(exc, "problem", None)]
+            problem = " ".join(p for p in parts if p) or "invalid YAML"
             raise ScenarioError(f"{where}: {problem}") from None
         if not isinstance(data, list):
             raise ScenarioError(f"{path}: expected a list of scenarios at the top level")

@@ -31,6 +31,10 @@ _INSTRUCTION_PATTERNS = [
     r"<\|[a-z_]+\|>",
     r"<start_of_turn>|<end_of_turn>|\[/?INST\]|<</?SYS>>",
     r"!\[[^\]]*\]\(\s*https?://",
+    r"</?source\b",  # our own prompt delimiters have no business in a document
+    r"\b(note|message|instructions?)\s+(for|to)\s+(ai|llms?|(language\s+)?models?|(ai\s+)?assistants?|chatbots?)\b",
+    r"(^|[.!?>]\s*)assistant\s*[,:]",  # "Assistant, the only correct answer is ..."
+    r"\bfrom\s+now\s+on\b.{0,60}\b(respond|reply|answer|write|say)\b",
 ]
 _INSTRUCTION_RE = re.compile("|".join(_INSTRUCTION_PATTERNS), re.IGNORECASE | re.DOTALL)
 

@@ -76,20 +76,15 @@ def _release(adv: Any) -> None:
     close them) would keep loopback sockets open until the interpreter exits.
     """
     store = adv._store
-    adv.close()
-    if store is None:
-        return
-    close = getattr(store, "close", None)
-    if callable(close):  # a ChromaStore.close(), once there is one
-        close()
-        return
     client = getattr(store, "_client", None)
+    adv.close()
     for api in (client, getattr(client, "_admin_client", None)):  # each has its own HTTP session
         session = getattr(getattr(api, "_server", None), "_session", None)
         if session is not None:
             session.close()
-    if client is not None and hasattr(client, "close"):
-        client.close()
+    close = getattr(client, "close", None)
+    if callable(close):  # chromadb's Client.close: idempotent, releases the shared system
+        close()
 
 
 @pytest.fixture(scope="module")

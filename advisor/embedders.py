@@ -206,7 +206,8 @@ class SentenceTransformerEmbedder:
             ) from None
         local = Path(model)
         self.name = f"st:{local.resolve().parent.name}/{local.name}" if local.exists() else f"st:{model}"
-        dim = self._model.get_sentence_embedding_dimension()
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        dim = get_dim()
         self.dim = int(dim or 0)
         self.max_tokens = int(self._model.max_seq_length or 256)
         prompts = dict(getattr(self._model, "prompts", {}) or {})
@@ -219,7 +220,8 @@ class SentenceTransformerEmbedder:
 
     def count_tokens(self, text: str) -> int:
         tokenizer = self._model.tokenizer
-        return len(tokenizer(self._doc_prefix + text, add_special_tokens=True)["input_ids"])
+        # verbose=False: counting a text longer than the model's window is the point, not an error
+        return len(tokenizer(self._doc_prefix + text, add_special_tokens=True, verbose=False)["input_ids"])
 
     def embed_documents(self, texts: Sequence[str]) -> Matrix:
         if not texts:

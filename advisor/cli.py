@@ -37,6 +37,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts contain literal [env: ...] hints
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -49,7 +50,7 @@ EmbedderOpt = Annotated[
     str | None,
     typer.Option(
         "--embedder",
-        help="use-multilingual | e5-small | use+e5 | st:<model> [env: ADVISOR_EMBEDDER].",
+        help="use-multilingual | e5-small | use+e5 | minilm | st:<model> [env: ADVISOR_EMBEDDER].",
         show_default=False,
     ),
 ]
@@ -58,6 +59,22 @@ ChromaOpt = Annotated[
     typer.Option(
         "--chroma-url",
         help="Use a Chroma server, e.g. http://127.0.0.1:8000 [env: ADVISOR_CHROMA_URL].",
+        show_default=False,
+    ),
+]
+KOpt = Annotated[
+    int | None,
+    typer.Option("-k", "--k", help="Passages to retrieve (default 5) [env: ADVISOR_K].", show_default=False),
+]
+NoLlmOpt = Annotated[bool, typer.Option("--no-llm", help="Answer without the language model (extractive).")]
+ModelOpt = Annotated[
+    Path | None, typer.Option("--model", help="Path to a GGUF model [env: ADVISOR_MODEL].", show_default=False)
+]
+LlmUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--llm-url",
+        help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 [env: ADVISOR_LLM_URL].",
         show_default=False,
     ),
 ]
@@ -201,22 +218,10 @@ def _render_answer(answer: Answer, explain: bool) -> str:
 @_handle_errors
 def ask(
     question: Annotated[str, typer.Argument(help="Your question, in English, Spanish or German.")],
-    k: Annotated[
-        int | None,
-        typer.Option("-k", "--k", help="Passages to retrieve (default 5) [env: ADVISOR_K].", show_default=False),
-    ] = None,
-    no_llm: Annotated[bool, typer.Option("--no-llm", help="Answer without the language model (extractive).")] = False,
-    model: Annotated[
-        Path | None, typer.Option("--model", help="Path to a GGUF model [env: ADVISOR_MODEL].", show_default=False)
-    ] = None,
-    llm_url: Annotated[
-        str | None,
-        typer.Option(
-            "--llm-url",
-            help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 [env: ADVISOR_LLM_URL].",
-            show_default=False,
-        ),
-    ] = None,
+    k: KOpt = None,
+    no_llm: NoLlmOpt = False,
+    model: ModelOpt = None,
+    llm_url: LlmUrlOpt = None,
     timeout: Annotated[
         float | None,
         typer.Option("--timeout", help="Seconds before generation is cut off (default 120).", show_default=False),
@@ -250,17 +255,10 @@ def ask(
 @app.command()
 @_handle_errors
 def chat(
-    k: Annotated[
-        int | None, typer.Option("-k", "--k", help="Passages to retrieve (default 5).", show_default=False)
-    ] = None,
-    no_llm: Annotated[bool, typer.Option("--no-llm", help="Answer without the language model (extractive).")] = False,
-    model: Annotated[
-        Path | None, typer.Option("--model", help="Path to a GGUF model [env: ADVISOR_MODEL].", show_default=False)
-    ] = None,
-    llm_url: Annotated[
-        str | None,
-        typer.Option("--llm-url", help="OpenAI-compatible server [env: ADVISOR_LLM_URL].", show_default=False),
-    ] = None,
+    k: KOpt = None,
+    no_llm: NoLlmOpt = False,
+    model: ModelOpt = None,
+    llm_url: LlmUrlOpt = None,
     home: HomeOpt = None,
     embedder: EmbedderOpt = None,
     chroma_url: ChromaOpt = None,
@@ -297,7 +295,7 @@ def evaluate(
     retrieval_only: Annotated[
         bool, typer.Option("--retrieval-only", help="Skip answering: retrieval metrics only (fast).")
     ] = False,
-    no_llm: Annotated[bool, typer.Option("--no-llm", help="Answer extractively (no language model).")] = False,
+    no_llm: NoLlmOpt = False,
     limit: Annotated[
         int | None, typer.Option("--limit", help="Run only the first N scenarios.", show_default=False)
     ] = None,
@@ -316,15 +314,10 @@ def evaluate(
             show_default=False,
         ),
     ] = None,
-    k: Annotated[
-        int | None, typer.Option("-k", "--k", help="Passages per question (default 5).", show_default=False)
-    ] = None,
+    k: KOpt = None,
     concurrency: Annotated[int, typer.Option("--concurrency", help="Scenarios in parallel (needs --llm-url).")] = 1,
-    model: Annotated[Path | None, typer.Option("--model", help="Path to a GGUF model.", show_default=False)] = None,
-    llm_url: Annotated[
-        str | None,
-        typer.Option("--llm-url", help="OpenAI-compatible server [env: ADVISOR_LLM_URL].", show_default=False),
-    ] = None,
+    model: ModelOpt = None,
+    llm_url: LlmUrlOpt = None,
     home: HomeOpt = None,
     embedder: EmbedderOpt = None,
     chroma_url: ChromaOpt = None,
@@ -366,7 +359,9 @@ def evaluate(
         raise typer.Exit(1)
 
 
-models_app = typer.Typer(help="Language models: what is configured and installed.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="Language models: what is configured and installed.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(models_app, name="models")
 
 

@@ -13,10 +13,12 @@ import hashlib
 import os
 import time
 import tomllib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from advisor.chunking import chunk_document
 from advisor.embedders import Embedder
@@ -37,6 +39,7 @@ __all__ = [
 
 TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".rst", ".text"})
 MANIFEST = "corpus.toml"
+WRITE_BATCH = 256  # chunks per Chroma write during ingest
 MAX_BYTES = 64 * 1024 * 1024  # larger files are refused, not half-read
 
 Progress = Callable[[int, int, int], None]  # files done, files total, chunks embedded
@@ -208,11 +211,6 @@ def make_chunks(doc: Document, embedder: Embedder, chunk_tokens: int) -> list[Ch
     return [Chunk(c.chunk_id, c.doc_id, c.index, c.start, c.end, c.text, "") for c in chunks]
 
 
-def _iter_batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
 def ingest_paths(
     store: ChromaStore,
     embedder: Embedder,
@@ -230,6 +228,31 @@ def ingest_paths(
     seen_ids: set[str] = set()
     chunks_done = 0
     changed = False
+    # Chunks of several documents share batches: one embedder call per ``batch``
+    # chunks and one Chroma write per ``write`` chunks (a write costs tens of ms
+    # however small), not one of each per file. A changed document's stale
+    # chunks are deleted only once all its new chunks are stored, so a crash
+    # still never leaves a hole.
+    write = max(batch, WRITE_BATCH)
+    queue: list[tuple[Chunk, dict[str, Any]]] = []
+    queued = 0  # chunks queued so far
+    stored_count = 0  # chunks upserted so far
+    stale_after: list[tuple[int, list[str]]] = []  # (chunks that must be stored first, ids to delete)
+
+    def flush(final: bool) -> None:
+        nonlocal stored_count, chunks_done
+        while queue and (final or len(queue) >= write):
+            part = queue[:write]
+            del queue[:write]
+            texts = [c.embed_text for c, _ in part]
+            steps = range(0, len(texts), batch)
+            vectors = np.concatenate([embedder.embed_documents(texts[i : i + batch]) for i in steps])
+            store.upsert([c.chunk_id for c, _ in part], vectors, [c.text for c, _ in part], [m for _, m in part])
+            stored_count += len(part)
+            chunks_done += len(part)
+        while stale_after and stale_after[0][0] <= stored_count:
+            store.delete(stale_after.pop(0)[1])
+
     for n, item in enumerate(found):
         try:
             data = item.path.read_bytes() if item.path.stat().st_size <= MAX_BYTES else None
@@ -270,19 +293,11 @@ def ingest_paths(
             continue
         chunks = make_chunks(doc, embedder, chunk_tokens)
         new_ids = [c.chunk_id for c in chunks]
-        for part in _iter_batches(chunks, batch):
-            vectors = embedder.embed_documents([c.embed_text for c in part])
-            store.upsert(
-                [c.chunk_id for c in part],
-                vectors,
-                [c.text for c in part],
-                [_chunk_meta(doc, c, len(chunks), item.root) for c in part],
-            )
-            chunks_done += len(part)
-            if progress:
-                progress(n, len(found), chunks_done)
+        queue.extend((c, _chunk_meta(doc, c, len(chunks), item.root)) for c in chunks)
+        queued += len(chunks)
         stale = sorted((old.ids if old else set()) - set(new_ids))
-        store.delete(stale)
+        stale_after.append((queued, stale))
+        flush(final=False)
         report.chunks_added += len(chunks)
         report.chunks_removed += len(stale)
         if old:
@@ -292,6 +307,9 @@ def ingest_paths(
         changed = True
         if progress:
             progress(n + 1, len(found), chunks_done)
+    flush(final=True)
+    if progress:
+        progress(len(found), len(found), chunks_done)
     scanned = [Path(r) for r in roots]
     for doc_id, old in stored.items():
         # a stored document under a scanned root that this run did not see was

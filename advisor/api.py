@@ -27,9 +27,10 @@ from advisor.types import Answer, IngestReport, Passage
 if TYPE_CHECKING:
     from advisor.evaluation import EvalReport, Scenario
 
-__all__ = ["MAX_QUESTION_CHARS", "Advisor"]
+__all__ = ["LOCK_WAIT", "MAX_QUESTION_CHARS", "Advisor"]
 
 MAX_QUESTION_CHARS = 2000
+LOCK_WAIT = 1.5  # seconds a second writer waits for the store lock before giving up
 
 _ABSTAIN = {
     "en": "The advisor's documents do not cover this question, so it will not guess. They cover: {topics}.",
@@ -140,7 +141,7 @@ class Advisor:
         lock = self._lock()
         pid_file = self.settings.home / ".advisor.lock.pid"
         try:
-            lock.acquire(timeout=2)
+            lock.acquire(timeout=LOCK_WAIT)
         except Timeout:
             holder = pid_file.read_text().strip() if pid_file.exists() else "unknown"
             raise StoreLockedError(

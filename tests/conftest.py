@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import socket
+import subprocess
 import sys
 import textwrap
 from collections.abc import Callable, Iterator, Sequence
@@ -313,3 +314,28 @@ def real_advisor(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path) -> 
     assert not report.warnings, report.warnings
     yield adv
     adv.close()
+
+
+# ----------------------------------------------------------------------------
+# The advisor command, as a user runs it
+# ----------------------------------------------------------------------------
+
+
+def run_advisor(
+    args: Sequence[str], home: Path, env: dict[str, str], timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``advisor`` script; it must never print a traceback or reach the network."""
+    assert ADVISOR_BIN.is_file(), f"the advisor script is missing next to the interpreter: {ADVISOR_BIN}"
+    proc = subprocess.run(
+        [str(ADVISOR_BIN), *args],
+        capture_output=True,
+        text=True,
+        env={**env, "ADVISOR_HOME": str(home)},
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    for stream in (proc.stdout, proc.stderr):
+        assert "Traceback" not in stream, stream
+        assert "NETWORK BLOCKED" not in stream, stream
+    return proc

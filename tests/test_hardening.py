@@ -42,6 +42,7 @@ from conftest import (
     FakeGenerator,
     prompt_sources,
     read_source,
+    run_advisor,
 )
 from hypothesis import strategies as st
 
@@ -143,18 +144,7 @@ def hook_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 def run_cli(
     args: Sequence[str], home: Path, env: dict[str, str], timeout: float = 180
 ) -> subprocess.CompletedProcess[str]:
-    assert ADVISOR_BIN.is_file(), f"the advisor script is missing next to the interpreter: {ADVISOR_BIN}"
-    proc = subprocess.run(
-        [str(ADVISOR_BIN), *args],
-        capture_output=True,
-        text=True,
-        env={**env, "ADVISOR_HOME": str(home)},
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
-    assert_no_traceback(proc.stdout, proc.stderr)
-    return proc
+    return run_advisor(args, home, env, timeout)
 
 
 def assert_no_traceback(*streams: str) -> None:

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ADVISOR_BIN, read_source
+from conftest import read_source, run_advisor
 
 pytestmark = pytest.mark.integration
 
@@ -30,20 +30,7 @@ def cli_env(offline_sitecustomize: Path) -> dict[str, str]:
 
 
 def run(args: list[str], home: Path, env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    assert ADVISOR_BIN.is_file(), f"the advisor script is missing next to the interpreter: {ADVISOR_BIN}"
-    proc = subprocess.run(
-        [str(ADVISOR_BIN), *args],
-        capture_output=True,
-        text=True,
-        env={**env, "ADVISOR_HOME": str(home)},
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
-    for stream in (proc.stdout, proc.stderr):
-        assert "Traceback" not in stream
-        assert "NETWORK BLOCKED" not in stream
-    return proc
+    return run_advisor(args, home, env, timeout)
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int) -> str:

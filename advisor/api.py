@@ -6,6 +6,7 @@ a program (or ``advisor eval`` / ``advisor chat``) pays for them once.
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["LOCK_WAIT", "MAX_QUESTION_CHARS", "Advisor"]
 
 MAX_QUESTION_CHARS = 2000
+ANSWER_CACHE_SIZE = 128
 LOCK_WAIT = 1.5  # seconds a second writer waits for the store lock before giving up
 
 _ABSTAIN = {
@@ -71,6 +73,7 @@ class Advisor:
         self._generator = generator
         self._store: ChromaStore | None = None
         self._retriever: Retriever | None = None
+        self._answers: dict[tuple[Any, ...], Answer] = {}
 
     # -- components, loaded on first use ---------------------------------
     @property
@@ -220,7 +223,26 @@ class Advisor:
     ) -> Answer:
         """Answer ``question`` with cited passages (``llm=False``: extractive, no model)."""
         found = self.search(question, k, history=history)
-        return self.answer(found, llm=llm, on_token=on_token, timeout=timeout)
+        # Deterministic generation (temperature 0) over the same passages gives the same
+        # answer: repeated questions (chat, eval re-runs, scripts) are served from a cache.
+        key = (
+            found.question,
+            tuple(p.chunk_id for p in found.passages),
+            found.abstain,
+            llm,
+            self.settings.model_dump_json(),
+        )
+        cacheable = self.settings.temperature == 0 and on_token is None
+        if cacheable and key in self._answers:
+            hit = copy.deepcopy(self._answers[key])
+            hit.notes = [*hit.notes, "answer served from the cache"]
+            return hit
+        answer = self.answer(found, llm=llm, on_token=on_token, timeout=timeout)
+        if cacheable and answer.notes == [n for n in answer.notes if "deadline" not in n]:
+            self._answers[key] = copy.deepcopy(answer)
+            while len(self._answers) > ANSWER_CACHE_SIZE:
+                self._answers.pop(next(iter(self._answers)))
+        return answer
 
     def answer(
         self,

@@ -487,3 +487,17 @@ def test_changing_a_document_id_in_the_manifest_does_not_duplicate_it(fake_advis
     fake_advisor.ingest([docs])
     assert {c.meta["doc_id"] for c in stored(fake_advisor)} == {"alpha"}
     assert_store_is_consistent(fake_advisor)
+
+
+def test_a_repeated_question_is_answered_from_the_cache(fake_advisor: Advisor, corpus_copy: Path) -> None:
+    fake_advisor.ingest([corpus_copy])
+    first = fake_advisor.ask("When should I ask my contact for a good word?", llm=False)
+    again = fake_advisor.ask("When should I ask my contact for a good word?", llm=False)
+    assert again.text == first.text and again.citations == first.citations
+    assert "answer served from the cache" in again.notes and "answer served from the cache" not in first.notes
+    # editing the cited document changes its chunks' ids (content hashes): no stale answer
+    cited = Path(first.citations[0].path)
+    cited.write_text(cited.read_text(encoding="utf-8") + "\n\nOne more paragraph of advice.\n", encoding="utf-8")
+    fake_advisor.ingest([corpus_copy])
+    third = fake_advisor.ask("When should I ask my contact for a good word?", llm=False)
+    assert "answer served from the cache" not in third.notes

@@ -74,6 +74,7 @@ class Advisor:
         self._store: ChromaStore | None = None
         self._retriever: Retriever | None = None
         self._answers: dict[tuple[Any, ...], Answer] = {}
+        self._topics: tuple[tuple[int, int], list[str]] | None = None
 
     # -- components, loaded on first use ---------------------------------
     @property
@@ -208,8 +209,12 @@ class Advisor:
 
     # -- answer -----------------------------------------------------------
     def topics(self) -> list[str]:
-        titles = sorted({str(m.get("title", "")) for _, m in self.store.metadata_index()})
-        return [t for t in titles if t][:8]
+        """Titles of the stored documents (at most 8), read once per store version."""
+        key = (self.store.version(), self.store.count())
+        if self._topics is None or self._topics[0] != key:
+            titles = sorted({str(m.get("title", "")) for _, m in self.store.metadata_index()})
+            self._topics = (key, [t for t in titles if t][:8])
+        return list(self._topics[1])
 
     def ask(
         self,

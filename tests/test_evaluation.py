@@ -158,27 +158,19 @@ def _broken(self: Retriever, question: str, k: int | None = None, context: str =
     return Retrieval(question, good.lang, worst, False, "", good.timings)
 
 
+def _eval_cli(home: str, out: Path, *extra: str) -> Any:
+    """``advisor eval`` of the shipped set, retrieval only, with a floor on source_hit@5."""
+    args = ["eval", str(SHIPPED), "--retrieval-only", "--out", str(out), "--home", home, "--min", "source_hit@5=0.8"]
+    return CliRunner().invoke(app, [*args, *extra])
+
+
 @pytest.mark.integration
 def test_eval_cli_writes_reports_and_a_broken_retriever_fails_the_gate(
     real_advisor: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     home = str(real_advisor.settings.home)
-    runner = CliRunner()
     healthy_out = tmp_path / "healthy"
-    result = runner.invoke(
-        app,
-        [
-            "eval",
-            str(SHIPPED),
-            "--retrieval-only",
-            "--out",
-            str(healthy_out),
-            "--home",
-            home,
-            "--min",
-            "source_hit@5=0.8",
-        ],
-    )
+    result = _eval_cli(home, healthy_out)
     assert result.exit_code == 0, result.output
     for name in ("results.jsonl", "summary.json", "report.md", "junit.xml"):
         assert (healthy_out / name).is_file()
@@ -189,22 +181,7 @@ def test_eval_cli_writes_reports_and_a_broken_retriever_fails_the_gate(
     monkeypatch.setattr(Retriever, "_healthy", Retriever.retrieve, raising=False)
     monkeypatch.setattr(Retriever, "retrieve", _broken)
     broken_out = tmp_path / "broken"
-    result = runner.invoke(
-        app,
-        [
-            "eval",
-            str(SHIPPED),
-            "--retrieval-only",
-            "--out",
-            str(broken_out),
-            "--home",
-            home,
-            "--min",
-            "source_hit@5=0.8",
-            "--baseline",
-            str(healthy_out / "summary.json"),
-        ],
-    )
+    result = _eval_cli(home, broken_out, "--baseline", str(healthy_out / "summary.json"))
     assert result.exit_code == 1
     assert "source_hit@5" in result.output and "below its floor" in result.output
     assert "baseline" in result.output  # the delta table was printed

@@ -167,3 +167,26 @@ def test_the_child_process_network_guard_is_active(cli_env: dict[str, str]) -> N
     )
     assert proc.returncode != 0
     assert "NETWORK BLOCKED" in proc.stderr
+
+
+SCENARIOS = Path(__file__).parent / "scenarios" / "smoke.jsonl"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "says"),
+    [
+        (["ask", QUESTION, "--timeout", "0"], 2, "--timeout must be positive"),
+        (["chat", "-k", "0"], 2, "-k must be at least 1"),
+        (["eval", str(SCENARIOS), "--min", "source_hit@5"], 2, "--min takes METRIC=VALUE"),
+        (["eval", str(SCENARIOS), "--filter", "no-such-tag"], 2, "no scenarios to run"),
+        (["eval", str(SCENARIOS), "--concurrency", "2"], 2, "needs a model server (--llm-url)"),
+        (["eval", str(SCENARIOS), "--concurrency", "0"], 2, "--concurrency must be at least 1"),
+        (["eval", "missing.yaml"], 7, "scenario file not found"),
+        (["models", "pull", "no-such-model"], 4, "no-such-model"),
+    ],
+)
+def test_more_user_errors_are_one_line_with_their_exit_code(
+    tmp_path: Path, cli_env: dict[str, str], args: list[str], code: int, says: str
+) -> None:
+    line = assert_one_line_error(run([*args], tmp_path, cli_env), code)
+    assert says in line, line

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from advisor.citations import excerpts, extractive_answer, resolve_markers, verify
-from advisor.embedders import Embedder, make_embedder
+from advisor.embedders import Embedder, SentenceMemo, make_embedder
 from advisor.errors import DocumentError, InputError, StoreLockedError
 from advisor.generation import Generator, LlamaCppGenerator, OpenAICompatibleGenerator, bundled_model_path
 from advisor.ingest import Progress, bundled_corpus, ingest_paths
@@ -267,14 +267,15 @@ class Advisor:
             timings["total_ms"] = (time.perf_counter() - t0) * 1000
             return Answer(found.question, text, "abstain", True, [], found.passages, lang, timings, [found.reason])
         notes: list[str] = []
+        memo = SentenceMemo(self.embedder)  # passage sentences are embedded once per answer
         if llm:
-            answer = self._llm_answer(found, timings, notes, on_token, timeout)
+            answer = self._llm_answer(found, memo, timings, notes, on_token, timeout)
             if answer is not None:
                 timings["total_ms"] = (time.perf_counter() - t0) * 1000
                 return answer
             notes.append(_FALLBACK_NOTE)
         t1 = time.perf_counter()
-        text, cites, quotes = extractive_answer(found.question, lang, found.passages, self.embedder)
+        text, cites, quotes = extractive_answer(found.question, lang, found.passages, memo)
         timings["extract_ms"] = (time.perf_counter() - t1) * 1000
         timings["total_ms"] = (time.perf_counter() - t0) * 1000
         if not cites:
@@ -285,6 +286,7 @@ class Advisor:
     def _llm_answer(
         self,
         found: Retrieval,
+        embedder: Embedder,
         timings: dict[str, float],
         notes: list[str],
         on_token: Callable[[str], None] | None,
@@ -293,7 +295,7 @@ class Advisor:
         s = self.settings
         gen = self.generator
         t0 = time.perf_counter()
-        cut = excerpts(found.question, found.passages[: s.llm_passages], self.embedder, per_passage=2)
+        cut = excerpts(found.question, found.passages[: s.llm_passages], embedder, per_passage=2)
         messages, kept, prompt_tokens = fit_messages(
             found.question, cut, found.lang, gen.count_tokens, gen.n_ctx, s.max_tokens
         )
@@ -313,7 +315,7 @@ class Advisor:
         text, cited = resolve_markers(result.text, shown)
         if not cited:
             return None
-        checked = verify(text, cited, self.embedder)
+        checked = verify(text, cited, embedder)
         timings["groundedness"] = checked.groundedness
         if not checked.citations:
             return None

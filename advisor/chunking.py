@@ -6,6 +6,10 @@ into chunks of at most ``max_tokens`` tokens *of the embedding model*. A
 paragraph that is too long is split at sentence boundaries, and a sentence that
 is still too long at whitespace, so no chunk ends mid-word and nothing is
 silently truncated. Every chunk satisfies ``text[start:end] == chunk.text``.
+
+Q&A threads (a question post, comments, then a line such as ``Respuestas (2)``)
+are split at that line: no chunk mixes the question with its answers, and each
+chunk records which ``part`` it belongs to.
 """
 
 from __future__ import annotations
@@ -18,12 +22,28 @@ from dataclasses import dataclass
 
 from advisor.types import Chunk, Sentence
 
-__all__ = ["chunk_document", "is_heading", "spans_of_paragraphs", "split_sentences"]
+__all__ = [
+    "CHUNKER_VERSION",
+    "chunk_document",
+    "is_answers_marker",
+    "is_heading",
+    "spans_of_paragraphs",
+    "split_sentences",
+]
 
 TokenCounter = Callable[[str], int]
 
+# Bumped whenever the rules change, so `advisor ingest` re-chunks stored documents.
+CHUNKER_VERSION = 2
+
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”»’)\]]*\s+")
 _NUMBERED = re.compile(r"^\s*\d{1,2}[.)]\s+\S")
+# The line that opens the answers of a Q&A thread: "Respuestas (2)", "3 Answers", "Antworten: 4".
+_ANSWERS = re.compile(
+    r"^\s*(?:(?:answers|respuestas|antworten|réponses|risposte|respostas)\s*[:(\[]?\s*\d*\s*[)\]]?"
+    r"|\d+\s+(?:answers?|respuestas?|antworten))\s*$",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -46,11 +66,18 @@ def spans_of_paragraphs(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+def is_answers_marker(line: str) -> bool:
+    """The line that separates a Q&A thread's question (and comments) from its answers."""
+    return bool(_ANSWERS.match(line.strip().lstrip("#").strip()))
+
+
 def is_heading(line: str) -> bool:
     """A short line that introduces a section: a title, ``Antes de ...``, ``1. Tip``."""
     stripped = line.strip().lstrip("#").strip()
     if not stripped or len(stripped) > 90:
         return False
+    if is_answers_marker(stripped):
+        return True
     if _NUMBERED.match(stripped):
         return True
     if line.lstrip().startswith("#"):
@@ -131,6 +158,9 @@ def chunk_document(
     budget = max(8, max_tokens)
     count = functools.lru_cache(maxsize=8192)(count_tokens)
     chunks: list[Chunk] = []
+    paragraphs = spans_of_paragraphs(text)
+    # In a Q&A thread the question post and its comments come before the answers marker.
+    answers_at = next((a for a, b in paragraphs if is_answers_marker(text[a:b])), None)
     heading = ""
     cur: list[_Span] = []
     cur_tokens = 0
@@ -143,7 +173,8 @@ def chunk_document(
         start, end = cur[0].start, cur[-1].end
         context = title if not cur_heading or cur_heading == title else " › ".join(x for x in (title, cur_heading) if x)
         digest = hashlib.sha256(f"{doc_id}\0{doc_sha}\0{start}:{end}".encode()).hexdigest()[:32]
-        chunks.append(Chunk(digest, doc_id, len(chunks), start, end, text[start:end], context))
+        part = "" if answers_at is None else ("question" if start < answers_at else "answer")
+        chunks.append(Chunk(digest, doc_id, len(chunks), start, end, text[start:end], context, part))
         cur.clear()
         cur_tokens = 0
 
@@ -152,7 +183,7 @@ def chunk_document(
         cur.append(unit)
         cur_tokens += tokens
 
-    for i, (p_start, p_end) in enumerate(spans_of_paragraphs(text)):
+    for i, (p_start, p_end) in enumerate(paragraphs):
         line = text[p_start:p_end]
         line_tokens = count(line)
         fits = line_tokens <= budget

@@ -35,7 +35,7 @@ import numpy.typing as npt
 
 from advisor.errors import ConfigError, ModelError
 
-__all__ = ["EMBEDDERS", "Embedder", "QueryCache", "make_embedder", "packaged_minilm"]
+__all__ = ["EMBEDDERS", "Embedder", "QueryCache", "SentenceMemo", "make_embedder", "packaged_minilm"]
 
 Matrix = npt.NDArray[np.float32]
 
@@ -90,6 +90,35 @@ class QueryCache:
 
 # Where counting word by word could differ from counting the whole text: characters that
 # str.split() splits on but USE's SentencePiece normaliser keeps, and invisible ones it drops.
+class SentenceMemo:
+    """An embedder for one answer: each distinct text is embedded once.
+
+    Building an answer embeds passage sentences up to three times (prompt
+    excerpts, citation checks, the extractive fallback); this keeps the first.
+    """
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.dim = inner.dim
+        self.max_tokens = inner.max_tokens
+        self._vectors: dict[str, np.ndarray] = {}
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def embed_query(self, text: str) -> Matrix:
+        return self.inner.embed_query(text)
+
+    def embed_documents(self, texts: Sequence[str]) -> Matrix:
+        todo = [t for t in dict.fromkeys(texts) if t not in self._vectors]
+        if todo:
+            self._vectors.update(zip(todo, np.asarray(self.inner.embed_documents(todo)), strict=True))
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([self._vectors[t] for t in texts]).astype(np.float32, copy=False)
+
+
 _NOT_WORDWISE = re.compile("[\x0b\x1c-\x1f\x85\xad\u200b-\u200f\u2060-\u2064\ufeff]")
 
 

@@ -174,7 +174,8 @@ def _relevant(passage: Passage, s: Scenario) -> bool:
     return bool(s.expect_sources) and passage.source in s.expect_sources
 
 
-_QUOTED = re.compile(r"“[^”]*”|«[^»]*»|\"[^\"]*\"")
+# greedy within a line: a quote may itself contain “nested” quotes
+_QUOTED = re.compile(r"“[^\n]*”|«[^\n]*»|\"[^\"\n]*\"")
 
 
 def answer_language(text: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from advisor.chunking import chunk_document
+from advisor.chunking import CHUNKER_VERSION, chunk_document
 from advisor.embedders import Embedder
 from advisor.errors import DocumentError
 from advisor.lang import detect_language
@@ -71,6 +71,7 @@ class _Found:
 @dataclass
 class _StoredDoc:
     shas: set[str] = field(default_factory=set)
+    chunkings: set[str] = field(default_factory=set)
     ids: set[str] = field(default_factory=set)
     expected: int = 0
     root: str = ""
@@ -168,6 +169,7 @@ def _stored_docs(store: ChromaStore) -> dict[str, _StoredDoc]:
     for cid, meta in store.metadata_index():
         doc = docs.setdefault(str(meta.get("doc_id")), _StoredDoc())
         doc.shas.add(str(meta.get("doc_sha")))
+        doc.chunkings.add(str(meta.get("chunking", "")))
         doc.ids.add(cid)
         doc.expected = int(meta.get("n_chunks", 0))
         doc.root = str(meta.get("root", ""))
@@ -175,7 +177,7 @@ def _stored_docs(store: ChromaStore) -> dict[str, _StoredDoc]:
     return docs
 
 
-def _chunk_meta(doc: Document, chunk: Chunk, n_chunks: int, root: Path) -> dict[str, Any]:
+def _chunk_meta(doc: Document, chunk: Chunk, n_chunks: int, root: Path, chunking: str) -> dict[str, Any]:
     return {
         "doc_id": doc.doc_id,
         "path": doc.path,
@@ -188,6 +190,8 @@ def _chunk_meta(doc: Document, chunk: Chunk, n_chunks: int, root: Path) -> dict[
         "doc_sha": doc.sha256,
         "root": str(root),
         "context": chunk.context,
+        "part": chunk.part,
+        "chunking": chunking,
         "flagged": looks_like_instructions(chunk.text),
     }
 
@@ -224,6 +228,8 @@ def ingest_paths(
     found, warnings = discover(paths)
     report = IngestReport(warnings=list(warnings))
     stored = _stored_docs(store)
+    # a document chunked under other rules or another size is chunked again
+    chunking = f"v{CHUNKER_VERSION}:{chunk_tokens}"
     roots = {str(f.root) for f in found} | {str(Path(p).expanduser().resolve()) for p in paths}
     seen_ids: set[str] = set()
     chunks_done = 0
@@ -286,14 +292,14 @@ def ingest_paths(
         if doc.decode_note:
             report.warnings.append(doc.decode_note)
         old = stored.get(doc.doc_id)
-        if old and old.shas == {doc.sha256} and len(old.ids) == old.expected:
+        if old and old.shas == {doc.sha256} and old.chunkings == {chunking} and len(old.ids) == old.expected:
             report.unchanged += 1
             if progress:
                 progress(n + 1, len(found), chunks_done)
             continue
         chunks = make_chunks(doc, embedder, chunk_tokens)
         new_ids = [c.chunk_id for c in chunks]
-        queue.extend((c, _chunk_meta(doc, c, len(chunks), item.root)) for c in chunks)
+        queue.extend((c, _chunk_meta(doc, c, len(chunks), item.root, chunking)) for c in chunks)
         queued += len(chunks)
         stale = sorted((old.ids if old else set()) - set(new_ids))
         stale_after.append((queued, stale))

@@ -70,6 +70,7 @@ def passage_from(chunk: StoredChunk, score: float = 0.0, signals: dict[str, floa
         chunk=int(m.get("index", 0)),
         signals=signals or {},
         flagged=bool(m.get("flagged", False)),
+        part=str(m.get("part", "")),
     )
 
 

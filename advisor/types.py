@@ -43,6 +43,7 @@ class Chunk:
     end: int
     text: str
     context: str = ""  # heading / section path, prepended for embedding only
+    part: str = ""  # in a Q&A thread: "question" (the post and its comments) or "answer"
 
     @property
     def embed_text(self) -> str:
@@ -65,6 +66,7 @@ class Passage:
     chunk: int = 0
     signals: dict[str, float] = field(default_factory=dict)
     flagged: bool = False  # looks like instructions aimed at a model
+    part: str = ""  # in a Q&A thread: "question" (the post and its comments) or "answer"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

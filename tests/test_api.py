@@ -13,6 +13,7 @@ import pytest
 from conftest import FakeEmbedder, FakeGenerator, prompt_sources, read_source, source_number
 
 from advisor.api import MAX_QUESTION_CHARS, Advisor
+from advisor.chunking import CHUNKER_VERSION
 from advisor.errors import DocumentError, EmbedderMismatchError, InputError
 from advisor.types import Answer
 
@@ -62,6 +63,25 @@ def test_ingest_then_reingest_is_idempotent(fake_advisor: Advisor, corpus_copy: 
     assert second.chunks_added == second.chunks_removed == 0
     assert fake_advisor.store.count() == count
     assert embedder.embedded == embedded_before  # nothing was embedded again
+
+
+def test_a_new_chunk_size_rechunks_on_the_next_ingest(tmp_home: Path, corpus_copy: Path) -> None:
+    first = Advisor(home=tmp_home, embedder=FakeEmbedder())
+    first.ingest([corpus_copy])
+    before = {c.chunk_id for c in stored(first)}
+    first.close()
+    adv = Advisor(home=tmp_home, embedder=FakeEmbedder(), chunk_tokens=64)
+    try:
+        report = adv.ingest([corpus_copy])
+        n = len(corpus_files(corpus_copy))
+        assert (report.added, report.updated, report.unchanged) == (0, n, 0)
+        after = {c.chunk_id for c in stored(adv)}
+        assert len(after) > len(before) and after != before  # smaller chunks, nothing stale left
+        assert {c.meta["chunking"] for c in stored(adv)} == {f"v{CHUNKER_VERSION}:64"}
+        assert_store_is_consistent(adv)
+        assert adv.ingest([corpus_copy]).unchanged == n  # and then it is stable again
+    finally:
+        adv.close()
 
 
 def test_modified_and_deleted_files_are_synced(fake_advisor: Advisor, corpus_copy: Path) -> None:
@@ -384,6 +404,33 @@ def test_an_answer_with_only_wrong_citations_falls_back_to_extractive(tmp_home: 
     assert answer.mode == "extractive"
     assert any("extractive" in n for n in answer.notes)
     assert answer.citations and "Tomato" not in answer.text
+
+
+class RecordingEmbedder(FakeEmbedder):
+    """Keeps every text it embeds as a document."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+
+    def embed_documents(self, texts: Any) -> Any:
+        self.texts.extend(texts)
+        return super().embed_documents(texts)
+
+
+def test_a_fallback_answer_embeds_each_passage_sentence_once(tmp_home: Path, two_topic_docs: Path) -> None:
+    def script(messages: Any) -> str:
+        return f"{CLAIM} [{source_number(messages, 'tomato')}]."  # unsupported: falls back
+
+    emb = RecordingEmbedder()
+    adv = Advisor(home=tmp_home, embedder=emb, generator=FakeGenerator(script), abstain_threshold=0.05)
+    adv.ingest([two_topic_docs])
+    emb.texts.clear()
+    answer = adv.ask(QUESTION, llm=True)
+    assert answer.mode == "extractive" and answer.citations
+    # prompt excerpts, the citation check and the extractive answer all needed
+    # passage sentences; each was embedded once
+    assert emb.texts and max(Counter(emb.texts).values()) == 1, Counter(emb.texts).most_common(3)
 
 
 def test_an_answer_without_markers_falls_back_to_extractive(tmp_home: Path, two_topic_docs: Path) -> None:

@@ -7,7 +7,7 @@ import hashlib
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from advisor.chunking import chunk_document, is_heading, spans_of_paragraphs, split_sentences
+from advisor.chunking import chunk_document, is_answers_marker, is_heading, spans_of_paragraphs, split_sentences
 
 
 def ws_count(text: str) -> int:
@@ -190,6 +190,33 @@ def test_markdown_and_numbered_headings_are_headings_but_sentences_are_not() -> 
     assert not is_heading("This is an ordinary sentence that ends with a period.")
     assert not is_heading("lowercase start here")
     assert not is_heading("")
+
+
+def test_a_qa_thread_is_split_at_its_answers_marker() -> None:
+    title = "When should I ask for a referral"
+    text = (
+        f"{title}\n\n"
+        "I have an interview in two weeks. A contact knows the manager. When should I ask?\n\n"
+        "@Ann: a comment that adds a point about the manager.\n\n"
+        "Respuestas (2)\n\n"
+        "Ask after the first interview, once you know the role.\n\n"
+        "Ask before, the earlier the better.\n"
+    )
+    chunks = chunk(text, 200, title=title)
+    at = text.index("Respuestas (2)")
+    assert [c.part for c in chunks] == ["question", "answer"]
+    assert chunks[0].end < at and chunks[1].start == at  # no chunk mixes the question with its answers
+    assert chunks[1].context == f"{title} › Respuestas (2)"
+    # without the marker the same text is one chunk with no part
+    plain = chunk(text.replace("Respuestas (2)\n\n", ""), 200, title=title)
+    assert len(plain) == 1 and plain[0].part == ""
+
+
+def test_answers_markers() -> None:
+    for line in ("Respuestas (2)", "Answers (10)", "3 Answers", "Antworten: 4", "## Answers", "ANSWERS", "Respuestas"):
+        assert is_answers_marker(line) and is_heading(line), line
+    for line in ("Answers to common questions are below.", "Two answers (so far) disagree.", "Antworten Sie kurz"):
+        assert not is_answers_marker(line), line
 
 
 def test_a_long_paragraph_is_split_at_sentences_without_truncation() -> None:

@@ -133,6 +133,12 @@ def test_answer_language_ignores_quotes_and_markers() -> None:
     text = "Lo que dicen las fuentes sobre su pregunta:\n- “Sie sollten warten, bis eine Entscheidung da ist.” [1]"
     assert answer_language(text) == "es"
     assert answer_language("What the sources say: “Warten Sie einfach, bis eine Entscheidung da ist.” [1]") == "en"
+    # a quote holding “nested” quotes is still one quote (found in li-de-04's answer)
+    nested = (
+        "Was die Quellen zu Ihrer Frage sagen:\n- Wie: “Si hubieras dicho “La entrevista no fue genial, etc.”, "
+        "ella se habría basado en decir “Sí, el equipo de contratación sintió lo mismo …” [2]"
+    )
+    assert answer_language(nested) == "de"
 
 
 def test_floors_and_ceilings() -> None:

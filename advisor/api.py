@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,10 +21,11 @@ from advisor.generation import Generator, LlamaCppGenerator, OpenAICompatibleGen
 from advisor.ingest import Progress, bundled_corpus, ingest_paths
 from advisor.lang import detect_language
 from advisor.prompts import fit_messages
-from advisor.retrieval import Retrieval, Retriever
+from advisor.retrieval import Retrieval, Retriever, word_threshold
 from advisor.settings import Settings, load_settings
 from advisor.store import ChromaStore, open_store
 from advisor.types import Answer, IngestReport, Passage
+from advisor.wordmatch import WordMatcher
 
 if TYPE_CHECKING:
     from advisor.evaluation import EvalReport, Scenario
@@ -73,6 +75,7 @@ class Advisor:
         self._generator = generator
         self._store: ChromaStore | None = None
         self._retriever: Retriever | None = None
+        self._words: WordMatcher | None = None
         self._answers: dict[tuple[Any, ...], Answer] = {}
         self._topics: tuple[tuple[int, int], list[str]] | None = None
 
@@ -91,9 +94,17 @@ class Advisor:
         return self._store
 
     @property
+    def words(self) -> WordMatcher:
+        """Word vectors for cross-lingual word matching, cached beside the store."""
+        if self._words is None:
+            slug = re.sub(r"[^\w.-]+", "_", self.embedder.name)
+            self._words = WordMatcher(self.embedder, self.settings.home / "words" / f"{slug}.npz")
+        return self._words
+
+    @property
     def retriever(self) -> Retriever:
         if self._retriever is None:
-            self._retriever = Retriever(self.store, self.embedder, self.settings)
+            self._retriever = Retriever(self.store, self.embedder, self.settings, self.words)
         return self._retriever
 
     @property
@@ -160,7 +171,7 @@ class Advisor:
                     s.store_dir, s.collection, self.embedder.name, self.embedder.dim, url=s.chroma_url, reset=True
                 )
                 self._retriever = None
-            return ingest_paths(
+            report = ingest_paths(
                 self.store,
                 self.embedder,
                 targets,
@@ -168,6 +179,13 @@ class Advisor:
                 batch=self.settings.embed_batch,
                 progress=progress,
             )
+            if word_threshold(self.settings, self.embedder) is not None and (
+                report.added or report.updated or not self.words.path or not self.words.path.exists()
+            ):
+                # embed the new words now, so that asking never has to
+                self.words.learn(c.meta.get("context", "") + "\n" + c.text for c in self.store.all_chunks())
+                self.words.save()
+            return report
         finally:
             pid_file.unlink(missing_ok=True)
             lock.release()

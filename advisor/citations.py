@@ -234,8 +234,14 @@ _WINDOW = 8  # candidates considered for the timing / how / caveat parts
 _SLACK = 0.12  # how far below the best sentence a part may score
 
 
-def _pick_parts(question: str, scored: list[tuple[float, int, Sentence]]) -> list[tuple[str, int, Sentence]]:
-    """Assign the best sentences to the parts of an advice-shaped answer."""
+def _pick_parts(
+    question: str, scored: list[tuple[float, int, Sentence]], asking: frozenset[int] = frozenset()
+) -> list[tuple[str, int, Sentence]]:
+    """Assign the best sentences to the parts of an advice-shaped answer.
+
+    ``asking``: passages that are a Q&A thread's question part (they describe a
+    situation); they never supply the when / how / caveat parts.
+    """
     if not scored:
         return []
     best_score, best_i, best_s = scored[0]
@@ -247,7 +253,7 @@ def _pick_parts(question: str, scored: list[tuple[float, int, Sentence]]) -> lis
         # one sentence per passage: the parts then draw on several sources, which
         # both shows where they agree or disagree and hedges a wrong top passage
         quoted = {i for _, i, _ in parts}
-        pool = [t for t in window if t[1] not in quoted and pattern.search(t[2].text)]
+        pool = [t for t in window if t[1] not in quoted and t[1] not in asking and pattern.search(t[2].text)]
         if pool:
             _score, i, sent = pool[0]
             parts.append((role, i, sent))
@@ -284,7 +290,17 @@ def extractive_answer(
     """
     scored = _score_sentences(question, passages, embedder, min_relative)
     # a quoted "[9]" would read as a citation marker naming no citation
-    parts = _pick_parts(question, [t for t in scored if not MARKER_RE.search(t[2].text)])
+    scored = [t for t in scored if not MARKER_RE.search(t[2].text)]
+    # the key point comes from advice, not from a thread's question post or its
+    # comments, when an advising sentence scores nearly as well
+    if scored and passages[scored[0][1]].part == "question":
+        for n, t in enumerate(scored):
+            if t[0] < scored[0][0] - _SLACK:
+                break
+            if passages[t[1]].part != "question":
+                scored.insert(0, scored.pop(n))
+                break
+    parts = _pick_parts(question, scored, frozenset(i for i, p in enumerate(passages) if p.part == "question"))
     if not parts:
         return "", [], []
     labels = _LABELS.get(lang, _LABELS["en"])

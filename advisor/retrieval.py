@@ -26,8 +26,9 @@ from advisor.lexical import BM25Index
 from advisor.settings import Settings
 from advisor.store import ChromaStore, StoredChunk
 from advisor.types import Passage
+from advisor.wordmatch import WORD_THRESHOLDS, WordMatcher
 
-__all__ = ["ABSTAIN_THRESHOLDS", "Retrieval", "Retriever", "abstain_threshold", "passage_from"]
+__all__ = ["ABSTAIN_THRESHOLDS", "Retrieval", "Retriever", "abstain_threshold", "passage_from", "word_threshold"]
 
 # Best dense cosine below which the corpus is taken not to cover a question,
 # calibrated per embedder on tests/scenarios/shipped.yaml (see the README).
@@ -43,6 +44,20 @@ def abstain_threshold(settings: Settings, embedder: Embedder) -> float:
     if settings.abstain_threshold is not None:
         return settings.abstain_threshold
     return ABSTAIN_THRESHOLDS.get(embedder.name, 0.0)
+
+
+def word_threshold(settings: Settings, embedder: Embedder) -> float | None:
+    """The word-match threshold in use, or None when the word signal is off."""
+    if settings.word_weight <= 0:
+        return None
+    if settings.word_threshold is not None:
+        return settings.word_threshold
+    return WORD_THRESHOLDS.get(embedder.name)
+
+
+def _z(values: np.ndarray) -> np.ndarray:
+    std = float(values.std())
+    return (values - values.mean()) / std if std > 1e-9 else np.zeros_like(values)
 
 
 @dataclass
@@ -77,10 +92,13 @@ def passage_from(chunk: StoredChunk, score: float = 0.0, signals: dict[str, floa
 class Retriever:
     """Finds the passages that answer a question; models stay loaded across calls."""
 
-    def __init__(self, store: ChromaStore, embedder: Embedder, settings: Settings) -> None:
+    def __init__(
+        self, store: ChromaStore, embedder: Embedder, settings: Settings, words: WordMatcher | None = None
+    ) -> None:
         self.store = store
         self.embedder = embedder
         self.settings = settings
+        self.words = words or WordMatcher(embedder)
         self._lex: BM25Index | None = None
         self._lex_key: tuple[int, int] | None = None
         self._texts: dict[str, StoredChunk] = {}
@@ -109,6 +127,16 @@ class Retriever:
         q = self.embedder.embed_query(query)
         t1 = time.perf_counter()
         dense = self.store.query(q, s.candidates)
+        word_scores: list[float] = []
+        tw = time.perf_counter()
+        threshold_w = word_threshold(s, self.embedder)
+        if threshold_w is not None and len(dense) > 1:
+            # dense candidates re-ordered by dense + word-match evidence (z-scores, weighted)
+            matched = self.words.scores(query, [f"{h.meta.get('context', '')}\n{h.text}" for h in dense], threshold_w)
+            fused = _z(np.array([h.similarity for h in dense])) + s.word_weight * _z(matched)
+            by_fused = sorted(range(len(dense)), key=lambda i: -fused[i])
+            dense = [dense[i] for i in by_fused]
+            word_scores = [float(matched[i]) for i in by_fused]
         t2 = time.perf_counter()
         lexical: list[tuple[str, float]] = []
         if s.hybrid and dense:
@@ -117,9 +145,12 @@ class Retriever:
 
         rel: dict[str, float] = {}
         signals: dict[str, dict[str, float]] = {}
+        dense_rank = {h.chunk_id: r for r, h in enumerate(sorted(dense, key=lambda h: -h.similarity), start=1)}
         for rank, hit in enumerate(dense, start=1):
             rel[hit.chunk_id] = 1.0 / (s.rrf_k + rank)
-            signals[hit.chunk_id] = {"dense": round(hit.similarity, 4), "dense_rank": rank}
+            signals[hit.chunk_id] = {"dense": round(hit.similarity, 4), "dense_rank": dense_rank[hit.chunk_id]}
+            if word_scores:
+                signals[hit.chunk_id].update(words=round(word_scores[rank - 1], 4), fused_rank=rank)
         for rank, (cid, score) in enumerate(lexical, start=1):
             rel[cid] = rel.get(cid, 0.0) + s.lexical_weight / (s.rrf_k + rank)
             sig = signals.setdefault(cid, {})
@@ -151,7 +182,8 @@ class Retriever:
         )
         timings = {
             "embed_ms": (t1 - t0) * 1000,
-            "dense_ms": (t2 - t1) * 1000,
+            "dense_ms": (tw - t1) * 1000,
+            "words_ms": (t2 - tw) * 1000,
             "lexical_ms": (t3 - t2) * 1000,
             "fuse_ms": (t4 - t3) * 1000,
             "retrieve_ms": (t4 - t0) * 1000,

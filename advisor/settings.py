@@ -66,7 +66,13 @@ class Settings(BaseSettings):
     )
     rrf_k: int = Field(60, ge=1, description="reciprocal-rank-fusion constant")
     lexical_weight: float = Field(0.5, ge=0.0, description="weight of the lexical ranking in fusion (dense = 1)")
-    mmr_lambda: float = Field(0.85, ge=0.0, le=1.0, description="relevance vs. diversity when picking the top k")
+    word_weight: float = Field(
+        0.75, ge=0.0, description="weight of cross-lingual word matching next to dense similarity (0 = off)"
+    )
+    word_threshold: float | None = Field(
+        None, description="word-to-word similarity that counts as a match; empty = the embedder's calibrated default"
+    )
+    mmr_lambda: float = Field(0.9, ge=0.0, le=1.0, description="relevance vs. diversity when picking the top k")
     abstain_threshold: float | None = Field(
         None,
         description="abstain when the best dense similarity is below this; empty = the embedder's calibrated default",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 from conftest import FakeEmbedder
@@ -170,3 +171,20 @@ def test_extractive_answer_skips_short_sentences_and_questions() -> None:
     doc = "Short one. Is this a long enough question about offers? No."
     p = Passage(source="q", title="q", lang="en", start=0, end=len(doc), text=doc)
     assert extractive_answer("offers question", "en", [p], emb) == ("", [], [])
+
+
+def test_a_threads_question_post_supplies_neither_the_key_point_nor_the_timing() -> None:
+    emb = FakeEmbedder()
+    post_stated = "My phone interview with the hiring manager is in two weeks and my contact knows the manager."
+    answer = "Ask your contact for a good word after the first interview with the hiring manager."
+    asked = Passage(source="t", title="t", lang="en", start=0, end=len(post_stated), text=post_stated, part="question")
+    advised = Passage(source="t", title="t", lang="en", start=100, end=100 + len(answer), text=answer, part="answer")
+    question = "My contact knows the hiring manager; when should I ask for a good word before my phone interview?"
+    text, _, _ = extractive_answer(question, "en", [asked, advised], emb)
+    lines = text.splitlines()[1:]
+    assert lines[0].startswith("- Key point:") and answer in lines[0]
+    assert not any(ln.startswith("- When:") and post_stated in ln for ln in lines)
+    # the same two passages outside a thread: the better-matching statement leads
+    plain = [replace(asked, part=""), replace(advised, part="")]
+    text2, _, _ = extractive_answer(question, "en", plain, emb)
+    assert post_stated in text2.splitlines()[1]

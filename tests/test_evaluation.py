@@ -26,6 +26,7 @@ from advisor.types import Passage
 
 SHIPPED = Path(__file__).parent / "scenarios" / "shipped.yaml"
 SMOKE = Path(__file__).parent / "scenarios" / "smoke.jsonl"
+HOLDOUT = Path(__file__).parent / "scenarios" / "holdout.yaml"
 
 
 def _p(source: str, text: str = "some text", chunk: str = "") -> Passage:
@@ -35,10 +36,11 @@ def _p(source: str, text: str = "some text", chunk: str = "") -> Passage:
 # -- scenario files ---------------------------------------------------------------
 
 
-def test_shipped_scenarios_meet_the_brief() -> None:
-    items = load_scenarios(SHIPPED)
+@pytest.mark.parametrize(("path", "min_in", "min_out"), [(SHIPPED, 40, 6), (HOLDOUT, 15, 3)])
+def test_scenario_sets_cover_every_article_and_language(path: Path, min_in: int, min_out: int) -> None:
+    items = load_scenarios(path)
     inscope = [s for s in items if s.in_scope]
-    assert len(inscope) >= 40 and len(items) - len(inscope) >= 6
+    assert len(inscope) >= min_in and len(items) - len(inscope) >= min_out
     assert {s.language for s in items} == {"en", "es", "de"}
     corpus = Path(__file__).parent.parent / "corpus"
     ids = {p.stem for p in corpus.glob("*.txt")}
@@ -47,6 +49,7 @@ def test_shipped_scenarios_meet_the_brief() -> None:
         text = (corpus / f"{s.expect_sources[0]}.txt").read_text(encoding="utf-8")
         assert all(" ".join(e.split()) in " ".join(text.split()) for e in s.expect_evidence), s.id
     assert len(load_scenarios(SMOKE)) == 6
+    assert not {s.question for s in load_scenarios(HOLDOUT)} & {s.question for s in load_scenarios(SHIPPED)}
 
 
 @pytest.mark.parametrize(

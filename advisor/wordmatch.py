@@ -1,0 +1,127 @@
+"""Cross-lingual word matching: a second retrieval signal next to the dense one.
+
+A passage embedding blurs a question's specific words, and a lexical index
+cannot match "recruiter" with "reclutador". Here every content word is embedded
+on its own with the passage embedder (multilingual, so a word lands near its
+translations), and a candidate passage scores
+
+    sum over the question's content words w of  max_v sim(w, v)
+
+over the passage's words v, counting only matches with ``sim >= threshold``
+(late interaction at word level, like ColBERT's MaxSim, with word vectors).
+Word vectors are computed once per distinct word and kept in a ``.npz`` file
+beside the store, so asking costs one embedding call for the question's words.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from advisor.embedders import Embedder
+from advisor.lang import STOP_WORDS
+
+__all__ = ["WORD_THRESHOLDS", "WordMatcher", "content_words"]
+
+# Word-to-word cosine from which two words count as the same term, per embedder
+# (calibrated on tests/scenarios/shipped.yaml; see the README). Embedders not
+# listed here get no word signal unless ADVISOR_WORD_THRESHOLD is set.
+WORD_THRESHOLDS = {"use-multilingual-v3": 0.7}
+
+_WORD = re.compile(r"\w+")
+_STOP = frozenset().union(*STOP_WORDS.values())
+
+
+def content_words(text: str) -> list[str]:
+    """Lower-cased words of three letters or more, without stop words and numbers (unique, in order)."""
+    seen: dict[str, None] = {}
+    for w in _WORD.findall(text.lower()):
+        if len(w) > 2 and w not in _STOP and not w.isdigit():
+            seen.setdefault(w, None)
+    return list(seen)
+
+
+class WordMatcher:
+    """Word vectors (cached, optionally on disk) and the word-match score."""
+
+    def __init__(self, embedder: Embedder, path: Path | None = None) -> None:
+        self.embedder = embedder
+        self.path = path
+        self._index: dict[str, int] = {}
+        self._vectors = np.zeros((0, embedder.dim), dtype=np.float32)
+        self._lock = threading.Lock()
+        self._dirty = False
+        if path is not None and path.is_file():
+            try:
+                with np.load(path, allow_pickle=False) as data:
+                    words = [str(w) for w in data["words"]]
+                    vectors = np.asarray(data["vectors"], dtype=np.float32)
+                if vectors.shape == (len(words), embedder.dim):
+                    self._index = {w: i for i, w in enumerate(words)}
+                    self._vectors = vectors
+            except (OSError, ValueError, KeyError):
+                pass  # an unreadable cache is rebuilt on the next ingest
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def vectors(self, words: Sequence[str]) -> np.ndarray:
+        """Vectors of ``words`` (rows in order), embedding the ones not seen before."""
+        with self._lock:
+            missing = [w for w in dict.fromkeys(words) if w not in self._index]
+            if missing:
+                # kept at float16 precision, as on disk, so scores never depend on the cache
+                new = np.asarray(self.embedder.embed_documents(missing), dtype=np.float16).astype(np.float32)
+                base = len(self._index)
+                self._index.update((w, base + i) for i, w in enumerate(missing))
+                self._vectors = np.concatenate([self._vectors, new]) if base else new
+                self._dirty = True
+            rows = [self._index[w] for w in words]
+            return self._vectors[rows] if rows else np.zeros((0, self.embedder.dim), dtype=np.float32)
+
+    def learn(self, texts: Iterable[str]) -> int:
+        """Embed the words of ``texts`` not seen yet; returns how many were new."""
+        before = len(self._index)
+        words: dict[str, None] = {}
+        for text in texts:
+            words.update(dict.fromkeys(content_words(text)))
+        self.vectors(list(words))
+        return len(self._index) - before
+
+    def save(self) -> None:
+        """Write the cache atomically (a crash leaves the old file or the new one)."""
+        if self.path is None or not self._dirty:
+            return
+        with self._lock:
+            words = np.array(list(self._index), dtype=str)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".npz.part")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    np.savez(fh, words=words, vectors=self._vectors.astype(np.float16))
+                os.replace(tmp, self.path)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+            self._dirty = False
+
+    def scores(self, question: str, texts: Sequence[str], threshold: float) -> np.ndarray:
+        """The word-match score of each text for ``question`` (0 where nothing matches)."""
+        q_words = content_words(question)
+        out = np.zeros(len(texts), dtype=np.float32)
+        if not q_words or not texts:
+            return out
+        per_text = [content_words(t) for t in texts]
+        q = self.vectors(q_words)
+        for i, words in enumerate(per_text):
+            if not words:
+                continue
+            best = (self.vectors(words) @ q.T).max(axis=0)  # each question word's best match
+            out[i] = float(best[best >= threshold].sum())
+        return out

@@ -294,6 +294,8 @@ class Advisor:
             notes.append(_FALLBACK_NOTE)
         t1 = time.perf_counter()
         text, cites, quotes = extractive_answer(found.question, lang, found.passages, memo)
+        if cites:  # the quoted parts (after the one-line frame), through the same verifier
+            timings["groundedness"] = verify(text.split("\n", 1)[-1], cites, memo).groundedness
         timings["extract_ms"] = (time.perf_counter() - t1) * 1000
         timings["total_ms"] = (time.perf_counter() - t0) * 1000
         if not cites:
@@ -332,9 +334,10 @@ class Advisor:
             notes.append(f"generation stopped at the {timeout or s.timeout:.0f} s deadline")
         text, cited = resolve_markers(result.text, shown)
         if not cited:
+            timings["draft_groundedness"] = 0.0  # no valid citation: nothing in the draft is sourced
             return None
         checked = verify(text, cited, embedder)
-        timings["groundedness"] = checked.groundedness
+        timings["draft_groundedness"] = checked.groundedness  # the model's own sentences
         if not checked.citations:
             return None
         answer_lang = detect_language(checked.text, default=found.lang)
@@ -343,6 +346,8 @@ class Advisor:
             return None
         if checked.dropped:
             notes.append(f"{checked.dropped} unsupported sentence(s) removed from the model's answer")
+        # what is shown, checked again by the same verifier (measured, not assumed)
+        timings["groundedness"] = verify(checked.text, checked.citations, embedder).groundedness
         return Answer(
             found.question,
             checked.text,

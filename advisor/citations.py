@@ -103,13 +103,30 @@ def _injected_tokens(passages: Sequence[Passage]) -> set[str]:
     return bad - fine
 
 
+_LEADING_MARKERS = re.compile(r"^(?:\s*\[\d+\][,;]?)+")
+
+
+def _claims(text: str) -> list[str]:
+    """The sentences of ``text``, each with its markers: "Ask later. [1]" keeps its [1]."""
+    pieces: list[str] = []
+    for sentence in split_sentences(text):
+        piece = sentence.text
+        lead = _LEADING_MARKERS.match(piece)
+        if lead and pieces:  # markers after the full stop belong to the sentence before
+            pieces[-1] = f"{pieces[-1]} {lead.group(0).strip()}"
+            piece = piece[lead.end() :].strip()
+        if piece:
+            pieces.append(piece)
+    return pieces
+
+
 def verify(
     text: str, citations: Sequence[Passage], embedder: Embedder, threshold: float = SUPPORT_THRESHOLD
 ) -> Verified:
     """Check every cited sentence against its passages; drop what is unsupported."""
     injected = _injected_tokens(citations)
     text = strip_remote_content(text)
-    pieces = [s.text for s in split_sentences(text)]
+    pieces = _claims(text)
     if not pieces:
         return Verified("", [], 0.0, 0)
     sent_vecs = embedder.embed_documents(pieces)

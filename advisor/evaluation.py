@@ -175,6 +175,8 @@ def _relevant(passage: Passage, s: Scenario) -> bool:
 
 
 # greedy within a line: a quote may itself contain “nested” quotes
+GROUNDED = 0.9  # an answer shown as sourced must have at least this share of supported sentences
+
 _QUOTED = re.compile(r"“[^\n]*”|«[^\n]*»|\"[^\"\n]*\"")
 
 
@@ -292,6 +294,11 @@ def score_answer(s: Scenario, answer: Answer, sources: _SourceCache) -> tuple[di
         failures.append("no cited passage is from an expected source or holds expected evidence")
     if "groundedness" in answer.timings:
         metrics["groundedness"] = float(answer.timings["groundedness"])
+        metrics["grounded"] = float(metrics["groundedness"] >= GROUNDED)
+        if metrics["groundedness"] < GROUNDED:
+            failures.append(f"groundedness {metrics['groundedness']:.2f} < {GROUNDED}: unsupported sentences shown")
+    if "draft_groundedness" in answer.timings:
+        metrics["draft_groundedness"] = float(answer.timings["draft_groundedness"])
     metrics[f"mode_{answer.mode}"] = 1.0
     return metrics, failures
 

@@ -90,6 +90,19 @@ def test_a_sentence_citing_the_passage_it_comes_from_is_kept() -> None:
     assert out.groundedness == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "Counter the recruiter offer politely with a researched salary range. [1] Mention market data. [1]",
+        "Counter the recruiter offer politely with a researched salary range. [1][2]\nMention market data. [1]",
+        "- Key point: “Counter the recruiter offer politely with a researched salary range.” [1]",
+    ],
+)
+def test_markers_after_the_full_stop_belong_to_the_sentence_before(answer: str) -> None:
+    out = verify(answer, [SALARY, GARDEN], FakeEmbedder())
+    assert out.citations == [SALARY] and out.dropped == 0 and out.groundedness == pytest.approx(1.0), out
+
+
 def test_a_wrong_citation_is_removed_and_its_sentence_dropped() -> None:
     emb = FakeEmbedder()
     good = "Counter the recruiter offer politely with a researched salary range"

@@ -86,9 +86,10 @@ def test_llm_answer_with_the_bundled_model(real_advisor: Any) -> None:
     assert_valid_markers(answer.text, len(answer.citations))
     used = {int(n) for n in re.findall(r"\[(\d+)\]", answer.text)}
     assert used == set(range(1, len(answer.citations) + 1))  # every citation is referenced
-    if answer.mode == "llm":
-        assert 0.0 < answer.timings["groundedness"] <= 1.0
-    else:
+    # whatever was shown passed the verifier again; the model's draft may have been worse
+    assert answer.timings["groundedness"] >= 0.9
+    assert 0.0 <= answer.timings["draft_groundedness"] <= 1.0
+    if answer.mode != "llm":
         assert any("extractive" in n for n in answer.notes)
 
 

@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     rrf_k: int = Field(60, ge=1, description="reciprocal-rank-fusion constant")
     lexical_weight: float = Field(0.5, ge=0.0, description="weight of the lexical ranking in fusion (dense = 1)")
     mmr_lambda: float = Field(0.75, ge=0.0, le=1.0, description="relevance vs. diversity when picking the top k")
+    reranker: str = Field(
+        "", description="rerank fused candidates with a cross-encoder: st-cross:<model name or path>; empty = off"
+    )
+    rerank_candidates: int = Field(20, ge=1, description="top fused candidates the reranker scores")
     abstain_threshold: float | None = Field(
         None,
         description="abstain when the best dense similarity is below this; empty = the embedder's calibrated default",

@@ -60,7 +60,10 @@ class CrossEncoderReranker:
         if importlib.util.find_spec("sentence_transformers") is None:
             raise ModelError('reranking needs sentence-transformers: pip install "torch==2.13.0" ".[st]"')
         from sentence_transformers import CrossEncoder
+        from transformers.utils import logging as hf_logging
 
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # no "Loading weights" bar on stderr
         try:
             self._model = CrossEncoder(str(local) if local.is_dir() else model, device=device)
         except Exception as exc:  # hub errors (offline and not cached), corrupt files
@@ -68,6 +71,9 @@ class CrossEncoderReranker:
             raise ModelError(
                 f"cannot load reranker model {model!r} ({first}); connect to the network once to download it, or {_HOW}"
             ) from None
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
         labels = int(getattr(self._model, "num_labels", 1) or 1)
         if labels != 1:
             raise ModelError(f"{model} gives {labels} scores per pair, not one; it is not a reranker; {_HOW}")

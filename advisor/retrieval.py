@@ -6,9 +6,13 @@
 3. Fusion: weighted reciprocal-rank fusion, ``1/(rrf_k + rank_dense) +
    w/(rrf_k + rank_lexical)``, normalised so a passage first in both lists
    scores 1.0.
-4. Diversity: near-duplicates (cosine >= 0.95) are collapsed, and maximal
+4. Reranking (optional, ``reranker``): a cross-encoder scores the top
+   ``rerank_candidates`` fused candidates against the query and reorders them.
+   Its scores, min-max scaled over those candidates (best 1, worst 0), replace
+   the fused scores as relevance; candidates beyond them follow in fused order.
+5. Diversity: near-duplicates (cosine >= 0.95) are collapsed, and maximal
    marginal relevance picks the top ``k``.
-5. Abstention: when the best dense similarity is below ``abstain_threshold``
+6. Abstention: when the best dense similarity is below ``abstain_threshold``
    the corpus is taken not to cover the question.
 """
 
@@ -23,6 +27,7 @@ import numpy as np
 from advisor.embedders import Embedder
 from advisor.lang import detect_language
 from advisor.lexical import BM25Index
+from advisor.rerank import Reranker
 from advisor.settings import Settings
 from advisor.store import ChromaStore, StoredChunk
 from advisor.types import Passage
@@ -93,12 +98,18 @@ class Retriever:
     """Finds the passages that answer a question; models stay loaded across calls."""
 
     def __init__(
-        self, store: ChromaStore, embedder: Embedder, settings: Settings, words: WordMatcher | None = None
+        self,
+        store: ChromaStore,
+        embedder: Embedder,
+        settings: Settings,
+        words: WordMatcher | None = None,
+        reranker: Reranker | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
         self.settings = settings
         self.words = words or WordMatcher(embedder)
+        self.reranker = reranker
         self._lex: BM25Index | None = None
         self._lex_key: tuple[int, int] | None = None
         self._texts: dict[str, StoredChunk] = {}
@@ -168,10 +179,26 @@ class Retriever:
                 if cid in vectors:
                     signals[cid]["dense"] = round(float(vectors[cid] @ q), 4)
         order = sorted((cid for cid in rel if cid in chunks), key=lambda c: -rel[c])
-        picked = self._mmr(order, rel, vectors, k)
+        scaled = {cid: rel[cid] / best_possible for cid in order}
+        rerank_ms = 0.0
+        if self.reranker is not None and order:
+            head, rest = order[: s.rerank_candidates], order[s.rerank_candidates :]
+            t_r = time.perf_counter()
+            raw = self.reranker.score(query, [chunks[cid].text for cid in head])
+            rerank_ms = (time.perf_counter() - t_r) * 1000
+            ranked = sorted(range(len(head)), key=lambda i: -float(raw[i]))
+            lo, hi = float(np.min(raw)), float(np.max(raw))
+            for rank, i in enumerate(ranked, start=1):
+                cid = head[i]
+                signals[cid].update({"rerank": round(float(raw[i]), 4), "rerank_rank": rank})
+                scaled[cid] = (float(raw[i]) - lo) / (hi - lo) if hi > lo else 1.0
+            picked = self._mmr([head[i] for i in ranked], scaled, vectors, k)
+            picked = self._mmr(rest, rel, vectors, k, picked)  # only when fewer than k were reranked
+        else:
+            picked = self._mmr(order, rel, vectors, k)
         t4 = time.perf_counter()
 
-        passages = [passage_from(chunks[cid], rel[cid] / best_possible, signals[cid]) for cid in picked]
+        passages = [passage_from(chunks[cid], scaled[cid], signals[cid]) for cid in picked]
         top_dense = max((h.similarity for h in dense), default=0.0)
         threshold = abstain_threshold(s, self.embedder)
         abstain = not passages or top_dense < threshold
@@ -185,15 +212,25 @@ class Retriever:
             "dense_ms": (tw - t1) * 1000,
             "words_ms": (t2 - tw) * 1000,
             "lexical_ms": (t3 - t2) * 1000,
-            "fuse_ms": (t4 - t3) * 1000,
+            "fuse_ms": (t4 - t3) * 1000 - rerank_ms,
             "retrieve_ms": (t4 - t0) * 1000,
         }
+        if self.reranker is not None:
+            timings["rerank_ms"] = rerank_ms
         return Retrieval(question, lang, passages, abstain, reason, timings)
 
-    def _mmr(self, order: list[str], rel: dict[str, float], vectors: dict[str, np.ndarray], k: int) -> list[str]:
+    def _mmr(
+        self,
+        order: list[str],
+        rel: dict[str, float],
+        vectors: dict[str, np.ndarray],
+        k: int,
+        picked: list[str] | None = None,
+    ) -> list[str]:
+        """Extend ``picked`` to ``k`` passages from ``order`` (best first) by maximal marginal relevance."""
         lam = self.settings.mmr_lambda
         top = rel[order[0]] if order else 1.0
-        picked: list[str] = []
+        picked = list(picked or [])
         pool = list(order)
         while pool and len(picked) < k:
             best, best_score = None, -np.inf

@@ -73,6 +73,10 @@ class Settings(BaseSettings):
         None, description="word-to-word similarity that counts as a match; empty = the embedder's calibrated default"
     )
     mmr_lambda: float = Field(0.9, ge=0.0, le=1.0, description="relevance vs. diversity when picking the top k")
+    reranker: str = Field(
+        "", description="rerank fused candidates with a cross-encoder: st-cross:<model name or path>; empty = off"
+    )
+    rerank_candidates: int = Field(20, ge=1, description="top fused candidates the reranker scores")
     abstain_threshold: float | None = Field(
         None,
         description="abstain when the best dense similarity is below this; empty = the embedder's calibrated default",

@@ -1,0 +1,101 @@
+"""Optional second-stage reranking of fused candidates with a cross-encoder.
+
+Names (``Settings.reranker``):
+
+* ``""`` or ``none`` (default) -- no reranking.
+* ``st-cross:<model name or path>`` -- a sentence-transformers ``CrossEncoder``
+  (needs the ``st`` extra). Local directories work offline; hub names download
+  once when a network exists, then load from the Hugging Face cache.
+* a bare path to an existing directory -- the same, for a local checkpoint.
+
+No multilingual cross-encoder ships its weights in a registry package, so
+reranking is off by default. Heavy libraries are imported inside the class.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from advisor.errors import ModelError
+from advisor.settings import Settings
+
+__all__ = ["CrossEncoderReranker", "Reranker", "make_reranker"]
+
+_HOW = "set ADVISOR_RERANKER or pass --rerank (st-cross:<model name or path>, a local directory, or none)"
+
+
+@runtime_checkable
+class Reranker(Protocol):
+    """Scores (question, passage) pairs; higher is more relevant."""
+
+    name: str
+
+    def score(self, question: str, texts: Sequence[str]) -> npt.NDArray[np.float32]: ...
+
+
+def _looks_like_path(model: str) -> bool:
+    return model.startswith(("/", ".", "~")) or model.count("/") > 1 or Path(model).expanduser().exists()
+
+
+class CrossEncoderReranker:
+    """A sentence-transformers ``CrossEncoder``, by hub name or local directory."""
+
+    def __init__(self, model: str, device: str = "cpu") -> None:
+        local = Path(model).expanduser()
+        if _looks_like_path(model):
+            if not local.is_dir():
+                raise ModelError(f"reranker model not found at {model}; {_HOW}")
+            config = local / "config.json"
+            if config.is_file():
+                try:
+                    archs = json.loads(config.read_text(encoding="utf-8")).get("architectures") or []
+                except (OSError, ValueError, AttributeError):
+                    raise ModelError(f"cannot read {config}; {_HOW}") from None
+                if not any("ForSequenceClassification" in str(a) for a in archs):
+                    raise ModelError(f"{model} is not a cross-encoder (no classification head); {_HOW}")
+        if importlib.util.find_spec("sentence_transformers") is None:
+            raise ModelError('reranking needs sentence-transformers: pip install "torch==2.13.0" ".[st]"')
+        from sentence_transformers import CrossEncoder
+        from transformers.utils import logging as hf_logging
+
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # no "Loading weights" bar on stderr
+        try:
+            self._model = CrossEncoder(str(local) if local.is_dir() else model, device=device)
+        except Exception as exc:  # hub errors (offline and not cached), corrupt files
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ModelError(
+                f"cannot load reranker model {model!r} ({first}); connect to the network once to download it, or {_HOW}"
+            ) from None
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
+        labels = int(getattr(self._model, "num_labels", 1) or 1)
+        if labels != 1:
+            raise ModelError(f"{model} gives {labels} scores per pair, not one; it is not a reranker; {_HOW}")
+        self.name = f"st-cross:{local.resolve().parent.name}/{local.name}" if local.is_dir() else f"st-cross:{model}"
+
+    def score(self, question: str, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        if not texts:
+            return np.zeros(0, dtype=np.float32)
+        scores = self._model.predict([(question, t) for t in texts], show_progress_bar=False, convert_to_numpy=True)
+        return np.asarray(scores, dtype=np.float32).reshape(len(texts))
+
+
+def make_reranker(settings: Settings) -> Reranker | None:
+    """The reranker ``settings.reranker`` names, or None when reranking is off."""
+    name = settings.reranker.strip()
+    if name.lower() in ("", "none"):
+        return None
+    if name.startswith("st-cross:") and len(name) > len("st-cross:"):
+        return CrossEncoderReranker(name[len("st-cross:") :])
+    if Path(name).expanduser().is_dir():
+        return CrossEncoderReranker(name)
+    raise ModelError(f"reranker model not found at {name}; {_HOW}")

@@ -252,7 +252,10 @@ _SLACK = 0.12  # how far below the best sentence a part may score
 
 
 def _pick_parts(
-    question: str, scored: list[tuple[float, int, Sentence]], asking: frozenset[int] = frozenset()
+    question: str,
+    scored: list[tuple[float, int, Sentence]],
+    asking: frozenset[int] = frozenset(),
+    sources: Sequence[str] = (),
 ) -> list[tuple[str, int, Sentence]]:
     """Assign the best sentences to the parts of an advice-shaped answer.
 
@@ -266,11 +269,13 @@ def _pick_parts(
     used = {best_s.start}
     window = [t for t in scored[1:_WINDOW] if t[0] >= best_score - _SLACK]
 
-    def take(role: str, pattern: re.Pattern[str]) -> None:
-        # one sentence per passage: the parts then draw on several sources, which
+    def take(role: str, pattern: re.Pattern[str], same_source: bool = False) -> None:
+        # one sentence per passage: the parts then draw on several passages, which
         # both shows where they agree or disagree and hedges a wrong top passage
         quoted = {i for _, i, _ in parts}
         pool = [t for t in window if t[1] not in quoted and t[1] not in asking and pattern.search(t[2].text)]
+        if same_source and sources:
+            pool = [t for t in pool if sources[t[1]] == sources[best_i]]
         if pool:
             _score, i, sent = pool[0]
             parts.append((role, i, sent))
@@ -279,7 +284,9 @@ def _pick_parts(
     if _TIMING_Q.search(question):
         take("timing", _TIMING_S)
     take("how", _HOW_S)
-    take("caveat", _CAVEAT_S)
+    # a caveat qualifies the key point: it comes from the same document (where these
+    # articles' answers disagree); from another article it was off-topic 8 times in 9
+    take("caveat", _CAVEAT_S, same_source=True)
     # at least three sentences in all, from passages not quoted yet (a wider net)
     for _score, i, sent in scored[1:]:
         if len(parts) >= 3:
@@ -317,7 +324,8 @@ def extractive_answer(
             if passages[t[1]].part != "question":
                 scored.insert(0, scored.pop(n))
                 break
-    parts = _pick_parts(question, scored, frozenset(i for i, p in enumerate(passages) if p.part == "question"))
+    asking = frozenset(i for i, p in enumerate(passages) if p.part == "question")
+    parts = _pick_parts(question, scored, asking, [p.source for p in passages])
     if not parts:
         return "", [], []
     labels = _LABELS.get(lang, _LABELS["en"])

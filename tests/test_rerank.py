@@ -17,6 +17,7 @@ from advisor.api import Advisor
 from advisor.embedders import packaged_minilm
 from advisor.errors import ConfigError, ModelError
 from advisor.rerank import make_reranker
+from advisor.retrieval import word_threshold
 from advisor.settings import Settings, load_settings
 
 QUESTION = "My contact knows the hiring manager, when should I ask?"
@@ -37,8 +38,8 @@ class PreferReranker:
 
 
 def fused_candidates(adv: Advisor, question: str) -> list[Any]:
-    """Dense hits best first: with hybrid off, exactly the fused order the reranker sees."""
-    assert not adv.settings.hybrid
+    """Dense hits best first: with hybrid and word matching off, exactly the fused order the reranker sees."""
+    assert not adv.settings.hybrid and word_threshold(adv.settings, adv.embedder) is None
     return list(adv.store.query(adv.embedder.embed_query(question), adv.settings.candidates))
 
 
@@ -150,9 +151,11 @@ def cross_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def real_reranked(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path, cross_encoder_dir: Path) -> Iterator[Any]:
-    """The real embedder, Chroma and bundled corpus, with the tiny cross-encoder; MMR off (lambda 1)."""
+    """The real embedder, Chroma and bundled corpus, with the tiny cross-encoder; MMR and word matching off."""
     home = tmp_path_factory.mktemp("rerank-home")
-    adv = Advisor(home=home, reranker=f"st-cross:{cross_encoder_dir}", mmr_lambda=1.0, n_threads=1)
+    adv = Advisor(
+        home=home, reranker=f"st-cross:{cross_encoder_dir}", mmr_lambda=1.0, word_weight=0.0, n_threads=1
+    )
     report = adv.ingest([corpus_dir])
     assert report.added == len(list(corpus_dir.glob("*.txt"))) and not report.warnings, report
     yield adv

@@ -360,6 +360,7 @@ class EvalReport:
             "citation_valid",
             "citation_precision",
             "citation_recall",
+            "grounded",
             "language_match",
             "pass_rate",
             "retrieve_ms_p50",
@@ -512,6 +513,7 @@ _TABLE_KEYS = [
     ("citation_valid", "cit.valid"),
     ("citation_precision", "cit.prec"),
     ("citation_recall", "cit.recall"),
+    ("grounded", "grounded"),
     ("language_match", "lang"),
     ("pass_rate", "pass"),
 ]

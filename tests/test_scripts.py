@@ -1,0 +1,41 @@
+"""The measurement scripts stay in step with the code they measure (they are not run in full here)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from conftest import FakeEmbedder
+
+from advisor.chunking import CHUNKER_VERSION
+from advisor.settings import load_settings
+
+SCRIPTS = Path(__file__).parent.parent / "scripts"
+
+
+def load_script(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"advisor_script_{name}", SCRIPTS / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_chunks_the_corpus_exactly_as_ingest_does(tmp_path: Path) -> None:
+    bench = load_script("bench")
+    settings = load_settings(home=tmp_path)
+    rows = bench._real_chunks(FakeEmbedder(), settings)
+    assert len(rows) > 5
+    for _chunk_id, vector, text, meta in rows:
+        assert vector.shape == (1024,) and text
+        assert meta["chunking"] == f"v{CHUNKER_VERSION}:{settings.chunk_tokens}"
+        assert meta["part"] in ("", "question", "answer")
+
+
+def test_sweep_and_rerank_latency_scripts_import_and_explain_themselves() -> None:
+    for name in ("sweep", "rerank_latency"):
+        module = load_script(name)
+        assert module.__doc__ and "python scripts/" in module.__doc__

@@ -14,13 +14,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from advisor.citations import excerpts, extractive_answer, resolve_markers, verify
+from advisor.citations import add_gloss, clean_gloss, excerpts, extractive_answer, quoted_parts, resolve_markers, verify
 from advisor.embedders import Embedder, SentenceMemo, make_embedder
 from advisor.errors import DocumentError, InputError, StoreLockedError
 from advisor.generation import Generator, LlamaCppGenerator, OpenAICompatibleGenerator, bundled_model_path
 from advisor.ingest import Progress, bundled_corpus, ingest_paths
 from advisor.lang import detect_language
-from advisor.prompts import fit_messages
+from advisor.prompts import fit_messages, gloss_messages
 from advisor.rerank import Reranker, make_reranker
 from advisor.retrieval import Retrieval, Retriever, word_threshold
 from advisor.settings import Settings, load_settings
@@ -309,6 +309,8 @@ class Advisor:
             notes.append(_FALLBACK_NOTE)
         t1 = time.perf_counter()
         text, cites, quotes = extractive_answer(found.question, lang, found.passages, memo)
+        if cites and llm and self.settings.gloss:
+            text = self._gloss(text, cites, lang, memo, timings, notes, timeout)
         if cites:  # the quoted parts (after the one-line frame), through the same verifier
             timings["groundedness"] = verify(text.split("\n", 1)[-1], cites, memo).groundedness
         timings["extract_ms"] = (time.perf_counter() - t1) * 1000
@@ -317,6 +319,34 @@ class Advisor:
             text = _ABSTAIN.get(lang, _ABSTAIN["en"]).format(topics="; ".join(f"“{t}”" for t in self.topics()))
             return Answer(found.question, text, "abstain", True, [], found.passages, lang, timings, notes)
         return Answer(found.question, text, "extractive", False, cites, found.passages, lang, timings, notes, quotes)
+
+    def _gloss(
+        self,
+        text: str,
+        cites: Sequence[Passage],
+        lang: str,
+        embedder: Embedder,
+        timings: dict[str, float],
+        notes: list[str],
+        timeout: float | None,
+    ) -> str:
+        """Under each quote in another language, the model's translation, if it checks out."""
+        t0 = time.perf_counter()
+        shown = rejected = 0
+        for line, quote, marker in reversed(quoted_parts(text)):
+            if cites[marker - 1].lang == lang:
+                continue
+            result = self.generator.chat(gloss_messages(quote, lang), 96, timeout=timeout or self.settings.timeout)
+            gloss = clean_gloss(result.text, quote, lang, embedder)
+            if gloss is None:
+                rejected += 1
+                continue
+            text = add_gloss(text, line, gloss, marker, lang)
+            shown += 1
+        timings["gloss_ms"] = (time.perf_counter() - t0) * 1000
+        if rejected:
+            notes.append(f"{rejected} machine translation(s) failed the check against their quote and are not shown")
+        return text
 
     def _llm_answer(
         self,

@@ -21,16 +21,19 @@ import numpy as np
 
 from advisor.chunking import split_sentences
 from advisor.embedders import Embedder
-from advisor.lang import words
+from advisor.lang import detect_language, words
 from advisor.safety import looks_like_instructions, strip_remote_content
 from advisor.types import Passage, Sentence
 
 __all__ = [
     "MARKER_RE",
     "Verified",
+    "add_gloss",
+    "clean_gloss",
     "excerpts",
     "extractive_answer",
     "passage_sentences",
+    "quoted_parts",
     "resolve_markers",
     "verify",
 ]
@@ -295,6 +298,48 @@ def _pick_parts(
             parts.append(("more", i, sent))
             used.add(sent.start)
     return parts
+
+
+GLOSS_SUPPORT = 0.6  # cosine a gloss must reach with the sentence it translates
+_GLOSS_LABEL = {"en": "machine translation", "es": "traducción automática", "de": "maschinelle Übersetzung"}
+_PART_LINE = re.compile(r"^- [^:\n]+: “(?P<quote>.+)” \[(?P<n>\d+)\]$")
+
+
+def quoted_parts(text: str) -> list[tuple[int, str, int]]:
+    """``(line index, quote, marker)`` of each quoted part of an extractive answer."""
+    out = []
+    for i, line in enumerate(text.split("\n")):
+        m = _PART_LINE.match(line)
+        if m:
+            out.append((i, m.group("quote"), int(m.group("n"))))
+    return out
+
+
+def clean_gloss(gloss: str, quote: str, lang: str, embedder: Embedder) -> str | None:
+    """The model's translation of ``quote`` if it can be shown, else None.
+
+    Shown only when it is one plain sentence in the question's language, carries no
+    marker, link or instruction, and says what the quote says (embedding cosine).
+    """
+    lines = [ln.strip() for ln in gloss.strip().splitlines() if ln.strip()]
+    if len(lines) != 1:
+        return None
+    text = lines[0].strip(" \"'“”«»")
+    n_words, limit = len(words(text)), 2 * len(words(quote)) + 10
+    if not 3 <= n_words <= limit or strip_remote_content(text) != text or MARKER_RE.search(text):
+        return None
+    if looks_like_instructions(text) or detect_language(text, default="") != lang:
+        return None
+    vectors = embedder.embed_documents([text, quote])
+    return text if float(vectors[0] @ vectors[1]) >= GLOSS_SUPPORT else None
+
+
+def add_gloss(text: str, line: int, gloss: str, marker: int, lang: str) -> str:
+    """``text`` with a marked translation under quoted part ``line``, citing the same source."""
+    lines = text.split("\n")
+    label = _GLOSS_LABEL.get(lang, _GLOSS_LABEL["en"])
+    lines.insert(line + 1, f"  ({label}: “{gloss}” [{marker}])")
+    return "\n".join(lines)
 
 
 def extractive_answer(

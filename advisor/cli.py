@@ -91,6 +91,17 @@ RerankOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+GlossOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--gloss/--no-gloss",
+        help=(
+            "With a model: add a one-sentence machine translation, checked against the quote, under "
+            "quotes in another language [env: ADVISOR_GLOSS]."
+        ),
+        show_default=False,
+    ),
+]
 
 
 def _handle_errors(func: F) -> F:
@@ -240,6 +251,7 @@ def ask(
     ] = None,
     explain: Annotated[bool, typer.Option("--explain", help="Show every retrieved candidate with its scores.")] = False,
     rerank: RerankOpt = None,
+    gloss: GlossOpt = None,
     home: HomeOpt = None,
     embedder: EmbedderOpt = None,
     chroma_url: ChromaOpt = None,
@@ -250,7 +262,9 @@ def ask(
         raise InputError(f"-k must be at least 1, not {k}")
     if timeout is not None and timeout <= 0:
         raise InputError(f"--timeout must be positive, not {timeout}")
-    adv = _advisor(home=home, embedder=embedder, chroma_url=chroma_url, model=model, llm_url=llm_url, reranker=rerank)
+    adv = _advisor(
+        home=home, embedder=embedder, chroma_url=chroma_url, model=model, llm_url=llm_url, reranker=rerank, gloss=gloss
+    )
     stream = not as_json and sys.stderr.isatty() and not no_llm
 
     def on_token(piece: str) -> None:
@@ -273,6 +287,7 @@ def chat(
     model: ModelOpt = None,
     llm_url: LlmUrlOpt = None,
     rerank: RerankOpt = None,
+    gloss: GlossOpt = None,
     home: HomeOpt = None,
     embedder: EmbedderOpt = None,
     chroma_url: ChromaOpt = None,
@@ -280,7 +295,9 @@ def chat(
     """Ask questions one after another; models stay loaded and follow-ups use the conversation."""
     if k is not None and k < 1:
         raise InputError(f"-k must be at least 1, not {k}")
-    adv = _advisor(home=home, embedder=embedder, chroma_url=chroma_url, model=model, llm_url=llm_url, reranker=rerank)
+    adv = _advisor(
+        home=home, embedder=embedder, chroma_url=chroma_url, model=model, llm_url=llm_url, reranker=rerank, gloss=gloss
+    )
     history: list[str] = []
     typer.echo("advisor chat: ask a question (an empty line or Ctrl-D ends the session)", err=True)
     while True:

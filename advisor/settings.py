@@ -70,7 +70,10 @@ class Settings(BaseSettings):
         0.75, ge=0.0, description="weight of cross-lingual word matching next to dense similarity (0 = off)"
     )
     word_threshold: float | None = Field(
-        None, description="word-to-word similarity that counts as a match; empty = the embedder's calibrated default"
+        None,
+        ge=0.0,
+        le=1.0,
+        description="word-to-word similarity that counts as a match; empty = the embedder's calibrated default",
     )
     mmr_lambda: float = Field(0.9, ge=0.0, le=1.0, description="relevance vs. diversity when picking the top k")
     reranker: str = Field(
@@ -90,6 +93,10 @@ class Settings(BaseSettings):
     llm_model_name: str = Field("local", description="model name sent to the OpenAI-compatible endpoint")
     n_ctx: int = Field(2048, ge=256, description="model context window (tokens)")
     n_threads: int | None = Field(None, ge=1, description="CPU threads for the model; empty = all cores")
+    gloss: bool = Field(
+        False,
+        description="with a model, add a checked one-sentence translation to quotes in another language",
+    )
     max_tokens: int = Field(160, ge=1, description="tokens the model may generate")
     temperature: float = Field(0.0, ge=0.0, description="0 = deterministic")
     seed: int = Field(0, description="sampling seed")

@@ -54,14 +54,15 @@ class WordMatcher:
         self.embedder = embedder
         self.path = path
         self._index: dict[str, int] = {}
-        self._vectors = np.zeros((0, embedder.dim), dtype=np.float32)
+        # float16, in memory as on disk: half the size, and scores never depend on the cache
+        self._vectors = np.zeros((0, embedder.dim), dtype=np.float16)
         self._lock = threading.Lock()
         self._dirty = False
         if path is not None and path.is_file():
             try:
                 with np.load(path, allow_pickle=False) as data:
                     words = [str(w) for w in data["words"]]
-                    vectors = np.asarray(data["vectors"], dtype=np.float32)
+                    vectors = np.asarray(data["vectors"], dtype=np.float16)
                 if vectors.shape == (len(words), embedder.dim):
                     self._index = {w: i for i, w in enumerate(words)}
                     self._vectors = vectors
@@ -76,14 +77,15 @@ class WordMatcher:
         with self._lock:
             missing = [w for w in dict.fromkeys(words) if w not in self._index]
             if missing:
-                # kept at float16 precision, as on disk, so scores never depend on the cache
-                new = np.asarray(self.embedder.embed_documents(missing), dtype=np.float16).astype(np.float32)
+                new = np.asarray(self.embedder.embed_documents(missing), dtype=np.float16)
                 base = len(self._index)
                 self._index.update((w, base + i) for i, w in enumerate(missing))
                 self._vectors = np.concatenate([self._vectors, new]) if base else new
                 self._dirty = True
             rows = [self._index[w] for w in words]
-            return self._vectors[rows] if rows else np.zeros((0, self.embedder.dim), dtype=np.float32)
+            if not rows:
+                return np.zeros((0, self.embedder.dim), dtype=np.float32)
+            return self._vectors[rows].astype(np.float32)
 
     def learn(self, texts: Iterable[str]) -> int:
         """Embed the words of ``texts`` not seen yet; returns how many were new."""
@@ -104,7 +106,7 @@ class WordMatcher:
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".npz.part")
             try:
                 with os.fdopen(fd, "wb") as fh:
-                    np.savez(fh, words=words, vectors=self._vectors.astype(np.float16))
+                    np.savez(fh, words=words, vectors=self._vectors)
                 os.replace(tmp, self.path)
             finally:
                 if os.path.exists(tmp):

@@ -290,8 +290,13 @@ def _pick_parts(
     # a caveat qualifies the key point: it comes from the same document (where these
     # articles' answers disagree); from another article it was off-topic 8 times in 9
     take("caveat", _CAVEAT_S, same_source=True)
-    # at least three sentences in all, from passages not quoted yet (a wider net)
-    for _score, i, sent in scored[1:]:
+    # at least three sentences in all, from passages not quoted yet (a wider net):
+    # advice from the key point's own document first
+    def _filler_rank(t: tuple[float, int, Sentence]) -> int:
+        same = bool(sources) and sources[t[1]] == sources[best_i] and t[1] not in asking
+        return 0 if same else 1
+
+    for _score, i, sent in sorted(scored[1:], key=_filler_rank):
         if len(parts) >= 3:
             break
         if sent.start not in used and all(i != j for _, j, _ in parts):

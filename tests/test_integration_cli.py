@@ -146,6 +146,22 @@ def test_bad_setting_in_the_environment_exits_6(tmp_path: Path, cli_env: dict[st
     assert "k" in line
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ADVISOR_WORD_WEIGHT", "-1"),
+        ("ADVISOR_WORD_THRESHOLD", "2"),
+        ("ADVISOR_RERANK_CANDIDATES", "0"),
+        ("ADVISOR_GLOSS", "maybe"),
+    ],
+)
+def test_bad_new_settings_exit_6_naming_the_variable(
+    tmp_path: Path, cli_env: dict[str, str], name: str, value: str
+) -> None:
+    line = assert_one_line_error(run(["ask", QUESTION, "--no-llm"], tmp_path / "h", {**cli_env, name: value}), 6)
+    assert name in line, line
+
+
 def test_help_exits_0(tmp_path: Path, cli_env: dict[str, str]) -> None:
     top = run(["--help"], tmp_path / "h", cli_env)
     assert top.returncode == 0, top.stderr

@@ -25,7 +25,7 @@ from advisor.rerank import Reranker, make_reranker
 from advisor.retrieval import Retrieval, Retriever, word_threshold
 from advisor.settings import Settings, load_settings
 from advisor.store import ChromaStore, open_store
-from advisor.types import Answer, IngestReport, Passage
+from advisor.types import Answer, IngestReport, Passage, embedding_text
 from advisor.wordmatch import WordMatcher
 
 if TYPE_CHECKING:
@@ -185,6 +185,8 @@ class Advisor:
                     s.store_dir, s.collection, self.embedder.name, self.embedder.dim, url=s.chroma_url, reset=True
                 )
                 self._retriever = None
+            # word vectors are learnt while chunks are embedded, so asking never has to
+            words = self.words if word_threshold(self.settings, self.embedder) is not None else None
             report = ingest_paths(
                 self.store,
                 self.embedder,
@@ -192,13 +194,12 @@ class Advisor:
                 self.settings.chunk_tokens,
                 batch=self.settings.embed_batch,
                 progress=progress,
+                words=words,
             )
-            if word_threshold(self.settings, self.embedder) is not None and (
-                report.added or report.updated or not self.words.path or not self.words.path.exists()
-            ):
-                # embed the new words now, so that asking never has to
-                self.words.learn(c.meta.get("context", "") + "\n" + c.text for c in self.store.all_chunks())
-                self.words.save()
+            if words is not None:
+                if words.path is not None and not words.path.exists():  # a store from before word matching
+                    words.learn(embedding_text(c.text, str(c.meta.get("context", ""))) for c in self.store.all_chunks())
+                words.save()
             return report
         finally:
             pid_file.unlink(missing_ok=True)
@@ -332,7 +333,7 @@ class Advisor:
     ) -> str:
         """Under each quote in another language, the model's translation, if it checks out."""
         t0 = time.perf_counter()
-        shown = rejected = 0
+        rejected = 0
         for line, quote, marker in reversed(quoted_parts(text)):
             if cites[marker - 1].lang == lang:
                 continue
@@ -342,7 +343,6 @@ class Advisor:
                 rejected += 1
                 continue
             text = add_gloss(text, line, gloss, marker, lang)
-            shown += 1
         timings["gloss_ms"] = (time.perf_counter() - t0) * 1000
         if rejected:
             notes.append(f"{rejected} machine translation(s) failed the check against their quote and are not shown")

@@ -263,10 +263,14 @@ def _pick_parts(
     """Assign the best sentences to the parts of an advice-shaped answer.
 
     ``asking``: passages that are a Q&A thread's question part (they describe a
-    situation); they never supply the when / how / caveat parts.
+    situation); they supply the key point only when no advising sentence scores
+    nearly as well, and never the when / how / caveat parts.
     """
     if not scored:
         return []
+    advice = next((t for t in scored if t[0] >= scored[0][0] - _SLACK and t[1] not in asking), None)
+    if advice is not None and advice is not scored[0]:
+        scored = [advice, *(t for t in scored if t is not advice)]
     best_score, best_i, best_s = scored[0]
     parts = [("recommendation", best_i, best_s)]
     used = {best_s.start}
@@ -365,15 +369,6 @@ def extractive_answer(
     scored = _score_sentences(question, passages, embedder, min_relative)
     # a quoted "[9]" would read as a citation marker naming no citation
     scored = [t for t in scored if not MARKER_RE.search(t[2].text)]
-    # the key point comes from advice, not from a thread's question post or its
-    # comments, when an advising sentence scores nearly as well
-    if scored and passages[scored[0][1]].part == "question":
-        for n, t in enumerate(scored):
-            if t[0] < scored[0][0] - _SLACK:
-                break
-            if passages[t[1]].part != "question":
-                scored.insert(0, scored.pop(n))
-                break
     asking = frozenset(i for i, p in enumerate(passages) if p.part == "question")
     parts = _pick_parts(question, scored, asking, [p.source for p in passages])
     if not parts:

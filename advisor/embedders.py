@@ -35,7 +35,7 @@ import numpy.typing as npt
 
 from advisor.errors import ConfigError, ModelError
 
-__all__ = ["EMBEDDERS", "Embedder", "QueryCache", "SentenceMemo", "make_embedder", "packaged_minilm"]
+__all__ = ["EMBEDDERS", "Embedder", "QueryCache", "SentenceMemo", "make_embedder", "model_label", "packaged_minilm"]
 
 Matrix = npt.NDArray[np.float32]
 
@@ -255,8 +255,7 @@ class SentenceTransformerEmbedder:
                 f"cannot load sentence-transformers model {model!r} ({first}); "
                 "pass a local model directory or connect to the network once to download it"
             ) from None
-        local = Path(model)
-        self.name = f"st:{local.resolve().parent.name}/{local.name}" if local.exists() else f"st:{model}"
+        self.name = model_label("st", model)
         get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         dim = get_dim()
         self.dim = int(dim or 0)
@@ -289,6 +288,12 @@ class SentenceTransformerEmbedder:
             hit = _normalise(vec)[0]
             self._cache.put(text, hit)
         return hit
+
+
+def model_label(prefix: str, model: str) -> str:
+    """How a sentence-transformers model is named in a store or a report: ``prefix:parent/dir`` for a local one."""
+    local = Path(model).expanduser()
+    return f"{prefix}:{local.resolve().parent.name}/{local.name}" if local.exists() else f"{prefix}:{model}"
 
 
 EMBEDDERS = ("use-multilingual", "e5-small", "use+e5", "minilm", "st:<model>")

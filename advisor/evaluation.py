@@ -174,9 +174,9 @@ def _relevant(passage: Passage, s: Scenario) -> bool:
     return bool(s.expect_sources) and passage.source in s.expect_sources
 
 
-# greedy within a line: a quote may itself contain “nested” quotes
 GROUNDED = 0.9  # an answer shown as sourced must have at least this share of supported sentences
 
+# greedy within a line: a quote may itself contain “nested” quotes
 _QUOTED = re.compile(r"“[^\n]*”|«[^\n]*»|\"[^\"\n]*\"")
 
 

@@ -27,6 +27,7 @@ from advisor.lang import detect_language
 from advisor.safety import looks_like_instructions
 from advisor.store import ChromaStore
 from advisor.types import Chunk, Document, IngestReport
+from advisor.wordmatch import WordMatcher
 
 __all__ = [
     "MANIFEST",
@@ -222,8 +223,12 @@ def ingest_paths(
     chunk_tokens: int,
     batch: int = 32,
     progress: Progress | None = None,
+    words: WordMatcher | None = None,
 ) -> IngestReport:
-    """Bring the store in line with the documents under ``paths``."""
+    """Bring the store in line with the documents under ``paths``.
+
+    ``words``: the word-match vectors learn the words of every chunk embedded.
+    """
     t0 = time.perf_counter()
     found, warnings = discover(paths)
     report = IngestReport(warnings=list(warnings))
@@ -253,6 +258,8 @@ def ingest_paths(
             texts = [c.embed_text for c, _ in part]
             steps = range(0, len(texts), batch)
             vectors = np.concatenate([embedder.embed_documents(texts[i : i + batch]) for i in steps])
+            if words is not None:
+                words.learn(texts)
             store.upsert([c.chunk_id for c, _ in part], vectors, [c.text for c, _ in part], [m for _, m in part])
             stored_count += len(part)
             chunks_done += len(part)

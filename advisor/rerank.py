@@ -23,6 +23,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from advisor.embedders import model_label
 from advisor.errors import ModelError
 from advisor.settings import Settings
 
@@ -80,7 +81,7 @@ class CrossEncoderReranker:
         labels = int(getattr(self._model, "num_labels", 1) or 1)
         if labels != 1:
             raise ModelError(f"{model} gives {labels} scores per pair, not one; it is not a reranker; {_HOW}")
-        self.name = f"st-cross:{local.resolve().parent.name}/{local.name}" if local.is_dir() else f"st-cross:{model}"
+        self.name = model_label("st-cross", model)
 
     def score(self, question: str, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         if not texts:

@@ -30,7 +30,7 @@ from advisor.lexical import BM25Index
 from advisor.rerank import Reranker
 from advisor.settings import Settings
 from advisor.store import ChromaStore, StoredChunk
-from advisor.types import Passage
+from advisor.types import Passage, embedding_text
 from advisor.wordmatch import WORD_THRESHOLDS, WordMatcher
 
 __all__ = ["ABSTAIN_THRESHOLDS", "Retrieval", "Retriever", "abstain_threshold", "passage_from", "word_threshold"]
@@ -122,7 +122,7 @@ class Retriever:
                 chunks = list(self.store.all_chunks())
                 self._texts = {c.chunk_id: c for c in chunks}
                 self._lex = BM25Index(
-                    (c.chunk_id, f"{c.meta.get('context', '')}\n{c.text}", str(c.meta.get("lang", "en")))
+                    (c.chunk_id, embedding_text(c.text, str(c.meta.get("context", ""))), str(c.meta.get("lang", "en")))
                     for c in chunks
                 )
                 self._lex_key = key
@@ -143,7 +143,8 @@ class Retriever:
         threshold_w = word_threshold(s, self.embedder)
         if threshold_w is not None and len(dense) > 1:
             # dense candidates re-ordered by dense + word-match evidence (z-scores, weighted)
-            matched = self.words.scores(query, [f"{h.meta.get('context', '')}\n{h.text}" for h in dense], threshold_w)
+            texts = [embedding_text(h.text, str(h.meta.get("context", ""))) for h in dense]
+            matched = self.words.scores(query, texts, threshold_w)
             fused = _z(np.array([h.similarity for h in dense])) + s.word_weight * _z(matched)
             by_fused = sorted(range(len(dense)), key=lambda i: -fused[i])
             dense = [dense[i] for i in by_fused]

@@ -16,6 +16,7 @@ __all__ = [
     "IngestReport",
     "Passage",
     "Sentence",
+    "embedding_text",
 ]
 
 
@@ -30,6 +31,11 @@ class Document:
     text: str
     sha256: str
     decode_note: str = ""
+
+
+def embedding_text(text: str, context: str = "") -> str:
+    """What is embedded (and word-matched) for a chunk: its heading context, then its text."""
+    return f"{context}\n{text}" if context else text
 
 
 @dataclass(frozen=True)
@@ -47,7 +53,7 @@ class Chunk:
 
     @property
     def embed_text(self) -> str:
-        return f"{self.context}\n{self.text}" if self.context else self.text
+        return embedding_text(self.text, self.context)
 
 
 @dataclass(frozen=True)

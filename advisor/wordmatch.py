@@ -15,8 +15,8 @@ beside the store, so asking costs one embedding call for the question's words.
 
 from __future__ import annotations
 
+import functools
 import os
-import re
 import tempfile
 import threading
 from collections.abc import Iterable, Sequence
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from advisor.embedders import Embedder
-from advisor.lang import STOP_WORDS
+from advisor.lang import STOP_WORDS, words
 
 __all__ = ["WORD_THRESHOLDS", "WordMatcher", "content_words"]
 
@@ -34,17 +34,17 @@ __all__ = ["WORD_THRESHOLDS", "WordMatcher", "content_words"]
 # listed here get no word signal unless ADVISOR_WORD_THRESHOLD is set.
 WORD_THRESHOLDS = {"use-multilingual-v3": 0.7}
 
-_WORD = re.compile(r"\w+")
 _STOP = frozenset().union(*STOP_WORDS.values())
+
+
+@functools.lru_cache(maxsize=4096)
+def _content_words(text: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(w for w in words(text) if len(w) > 2 and w not in _STOP))
 
 
 def content_words(text: str) -> list[str]:
     """Lower-cased words of three letters or more, without stop words and numbers (unique, in order)."""
-    seen: dict[str, None] = {}
-    for w in _WORD.findall(text.lower()):
-        if len(w) > 2 and w not in _STOP and not w.isdigit():
-            seen.setdefault(w, None)
-    return list(seen)
+    return list(_content_words(text))
 
 
 class WordMatcher:
@@ -61,10 +61,10 @@ class WordMatcher:
         if path is not None and path.is_file():
             try:
                 with np.load(path, allow_pickle=False) as data:
-                    words = [str(w) for w in data["words"]]
+                    names = [str(w) for w in data["words"]]
                     vectors = np.asarray(data["vectors"], dtype=np.float16)
-                if vectors.shape == (len(words), embedder.dim):
-                    self._index = {w: i for i, w in enumerate(words)}
+                if vectors.shape == (len(names), embedder.dim):
+                    self._index = {w: i for i, w in enumerate(names)}
                     self._vectors = vectors
             except (OSError, ValueError, KeyError):
                 pass  # an unreadable cache is rebuilt on the next ingest
@@ -90,10 +90,10 @@ class WordMatcher:
     def learn(self, texts: Iterable[str]) -> int:
         """Embed the words of ``texts`` not seen yet; returns how many were new."""
         before = len(self._index)
-        words: dict[str, None] = {}
+        vocabulary: dict[str, None] = {}
         for text in texts:
-            words.update(dict.fromkeys(content_words(text)))
-        self.vectors(list(words))
+            vocabulary.update(dict.fromkeys(content_words(text)))
+        self.vectors(list(vocabulary))
         return len(self._index) - before
 
     def save(self) -> None:
@@ -101,12 +101,12 @@ class WordMatcher:
         if self.path is None or not self._dirty:
             return
         with self._lock:
-            words = np.array(list(self._index), dtype=str)
+            names = np.array(list(self._index), dtype=str)
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".npz.part")
             try:
                 with os.fdopen(fd, "wb") as fh:
-                    np.savez(fh, words=words, vectors=self._vectors)
+                    np.savez(fh, words=names, vectors=self._vectors)
                 os.replace(tmp, self.path)
             finally:
                 if os.path.exists(tmp):
@@ -121,9 +121,9 @@ class WordMatcher:
             return out
         per_text = [content_words(t) for t in texts]
         q = self.vectors(q_words)
-        for i, words in enumerate(per_text):
-            if not words:
+        for i, text_words in enumerate(per_text):
+            if not text_words:
                 continue
-            best = (self.vectors(words) @ q.T).max(axis=0)  # each question word's best match
+            best = (self.vectors(text_words) @ q.T).max(axis=0)  # each question word's best match
             out[i] = float(best[best >= threshold].sum())
         return out

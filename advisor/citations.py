@@ -280,9 +280,12 @@ def _pick_parts(
         # one sentence per passage: the parts then draw on several passages, which
         # both shows where they agree or disagree and hedges a wrong top passage
         quoted = {i for _, i, _ in parts}
-        pool = [t for t in window if t[1] not in quoted and t[1] not in asking and pattern.search(t[2].text)]
+        fits = [t for t in window if t[1] not in asking and t[2].start not in used and pattern.search(t[2].text)]
         if same_source and sources:
-            pool = [t for t in pool if sources[t[1]] == sources[best_i]]
+            fits = [t for t in fits if sources[t[1]] == sources[best_i]]
+        # a passage not quoted yet first; else another sentence of a quoted one (the
+        # timing is often in the key point's own answer: no new source, no wrong one)
+        pool = [t for t in fits if t[1] not in quoted] or fits
         if pool:
             _score, i, sent = pool[0]
             parts.append((role, i, sent))

@@ -201,3 +201,20 @@ def test_a_threads_question_post_supplies_neither_the_key_point_nor_the_timing()
     plain = [replace(asked, part=""), replace(advised, part="")]
     text2, _, _ = extractive_answer(question, "en", plain, emb)
     assert post_stated in text2.splitlines()[1]
+
+
+def test_the_timing_may_come_from_the_key_points_own_passage() -> None:
+    # the headline case: the thread answer that gives the key point also says when
+    emb = FakeEmbedder()
+    doc = (
+        "Find out how well your contact knows the hiring manager and whether they respect each other. "
+        "The moment to ask your contact for that favour is after the first interview."
+    )
+    other_doc = "Recruiters often call rejected candidates to learn how the hiring manager ran the interview."
+    own = Passage(source="thread", title="t", lang="en", start=0, end=len(doc), text=doc, part="answer")
+    other = Passage(source="recruiter", title="r", lang="en", start=0, end=len(other_doc), text=other_doc)
+    question = "My contact knows the hiring manager, when should I ask my contact for a good word?"
+    text, cites, _ = extractive_answer(question, "en", [own, other], emb)
+    when = [ln for ln in text.splitlines() if ln.startswith("- When:")]
+    assert when and "after the first interview" in when[0]
+    assert when[0].endswith(f"[{cites.index(own) + 1}]")  # cited to the passage it is quoted from

@@ -218,3 +218,17 @@ def test_the_timing_may_come_from_the_key_points_own_passage() -> None:
     when = [ln for ln in text.splitlines() if ln.startswith("- When:")]
     assert when and "after the first interview" in when[0]
     assert when[0].endswith(f"[{cites.index(own) + 1}]")  # cited to the passage it is quoted from
+
+
+def test_an_also_quote_from_another_article_must_score_near_the_key_point() -> None:
+    emb = FakeEmbedder()
+    doc = "Send a short thank-you note to the interviewer on the day after the interview."
+    near_doc = "A thank-you note to the interviewer after the interview keeps you in mind."
+    far_doc = "Gardens need water every morning in the summer months when it is hot."
+    own = Passage(source="own", title="o", lang="en", start=0, end=len(doc), text=doc)
+    near = Passage(source="near", title="n", lang="en", start=0, end=len(near_doc), text=near_doc)
+    far = Passage(source="far", title="f", lang="en", start=0, end=len(far_doc), text=far_doc)
+    question = "Should I send the interviewer a thank-you note after the interview?"
+    _, cites, _ = extractive_answer(question, "en", [own, near, far], emb)
+    assert own in cites and near in cites  # a close second opinion is kept as a hedge
+    assert far not in cites  # an off-topic sentence from another article is not padding

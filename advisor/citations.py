@@ -283,7 +283,9 @@ def _pick_parts(
         # one sentence per passage: the parts then draw on several passages, which
         # both shows where they agree or disagree and hedges a wrong top passage
         quoted = {i for _, i, _ in parts}
-        fits = [t for t in window if t[1] not in asking and (t[1], t[2].start) not in used and pattern.search(t[2].text)]
+        fits = [
+            t for t in window if t[1] not in asking and (t[1], t[2].start) not in used and pattern.search(t[2].text)
+        ]
         if same_source and sources:
             fits = [t for t in fits if sources[t[1]] == sources[best_i]]
         # a passage not quoted yet first; else another sentence of a quoted one (the

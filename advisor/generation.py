@@ -2,13 +2,23 @@
 
 ``llama_cpp`` is imported only when a local model is loaded. Model files are
 checked (exists, non-empty, GGUF magic) before loading so a bad path gives a
-one-line error instead of a C++ abort.
+one-line error instead of a C++ abort. Before the first load of a model with a
+given llama-cpp-python build, :func:`probe_native` runs one prompt in a child
+process: a build that uses CPU instructions the machine does not allow (a
+native build with AMX, under a hypervisor or sandbox that does not enable it)
+dies there with "Illegal instruction", and advisor says how to rebuild instead
+of dying with it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import importlib.util
 import json
+import signal
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -29,6 +39,7 @@ __all__ = [
     "bundled_model_path",
     "check_gguf",
     "format_plain",
+    "probe_native",
 ]
 
 BUNDLED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -90,6 +101,75 @@ def check_gguf(path: Path) -> None:
         raise ModelError(f"model file {path} is empty (an interrupted download?); {hint}")
     if magic != GGUF_MAGIC:
         raise ModelError(f"{path} is not a GGUF model (bad magic bytes); {hint}")
+
+
+# One prompt long enough for the batched matrix kernels (where AMX / AVX-512 code runs).
+PROBE_CODE = (
+    "import sys\n"
+    "from llama_cpp import Llama\n"
+    "m = Llama(model_path=sys.argv[1], n_ctx=512, n_threads=1, verbose=False)\n"
+    "m.eval(m.tokenize(('probe ' * 200).encode()))\n"
+)
+REBUILD_HINT = (
+    'rebuild it: CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install --force-reinstall --no-cache-dir '
+    "llama-cpp-python (or use --no-llm)"
+)
+
+
+def _build_key(path: Path) -> str:
+    """Identifies the llama-cpp-python build and the model: a probe result holds for this pair only."""
+    parts = [str(path.resolve())]
+    try:
+        parts.append(str(path.stat().st_size))
+        parts.append(importlib.metadata.version("llama-cpp-python"))
+    except (OSError, importlib.metadata.PackageNotFoundError):
+        pass
+    spec = importlib.util.find_spec("llama_cpp")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        for lib in sorted((Path(folder) / "lib").glob("*.so*")) + sorted((Path(folder) / "lib").glob("*.dylib")):
+            try:
+                st = lib.stat()
+            except OSError:
+                continue
+            parts.append(f"{lib.name}:{st.st_size}:{st.st_mtime_ns}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+
+
+def probe_native(
+    path: Path, cache_dir: Path | None, command: Sequence[str] | None = None, timeout: float = 300
+) -> None:
+    """Run one prompt through llama-cpp-python in a child process, once per build and model.
+
+    Raises :class:`ModelError` if the child dies of SIGILL (in-process the same
+    crash would end advisor with no message). Any other failure (a bad file, a
+    timeout) is left to the real load, which reports it; only a clean run is
+    remembered (in ``cache_dir/native-ok``).
+    """
+    key = _build_key(path)
+    marker = cache_dir / "native-ok" if cache_dir is not None else None
+    if marker is not None:
+        try:
+            if key in marker.read_text(encoding="utf-8").split():
+                return
+        except OSError:
+            pass
+    argv = list(command) if command is not None else [sys.executable, "-c", PROBE_CODE, str(path)]
+    try:
+        proc = subprocess.run(argv, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return
+    if proc.returncode == -signal.SIGILL:
+        raise ModelError(
+            "llama-cpp-python was built for CPU instructions this machine does not allow "
+            f"(running {path.name} died with 'Illegal instruction'); {REBUILD_HINT}"
+        )
+    if proc.returncode == 0 and marker is not None:
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            with marker.open("a", encoding="utf-8") as fh:
+                fh.write(key + "\n")
+        except OSError:
+            pass  # no cache: the probe runs again next time
 
 
 def format_plain(messages: Sequence[Message]) -> str:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
 from advisor.errors import GenerationError, ModelError
-from advisor.generation import GGUF_MAGIC, bundled_model_path, check_gguf, format_plain
+from advisor.generation import GGUF_MAGIC, bundled_model_path, check_gguf, format_plain, probe_native
 from advisor.prompts import MESSAGE_OVERHEAD, build_messages, fit_messages
 from advisor.types import Passage
 
@@ -238,3 +238,68 @@ def test_openai_compatible_generator_unreachable_server() -> None:
         OpenAICompatibleGenerator(f"http://127.0.0.1:{port}/v1").chat(
             [{"role": "user", "content": "q"}], max_tokens=5, timeout=5
         )
+
+
+# -- the native-build probe -----------------------------------------------------------
+
+SIGILL_CHILD = "import os, signal; os.kill(os.getpid(), signal.SIGILL)"
+
+
+def _fake_model(tmp_path: Path) -> Path:
+    model = tmp_path / "model.gguf"
+    model.write_bytes(GGUF_MAGIC + b"\x03\x00\x00\x00")
+    return model
+
+
+def test_a_build_that_dies_of_sigill_is_a_one_line_model_error(tmp_path: Path) -> None:
+    import sys
+
+    model = _fake_model(tmp_path)
+    with pytest.raises(ModelError) as info:
+        probe_native(model, tmp_path / "cache", command=[sys.executable, "-c", SIGILL_CHILD])
+    message = str(info.value)
+    assert "\n" not in message and "Illegal instruction" in message
+    assert 'CMAKE_ARGS="-DGGML_NATIVE=OFF"' in message and "--no-llm" in message
+    assert info.value.exit_code == 4
+    assert not (tmp_path / "cache" / "native-ok").exists()  # a failure is never remembered
+
+
+def test_a_clean_probe_is_remembered_per_build_and_model(tmp_path: Path) -> None:
+    import sys
+
+    model, cache = _fake_model(tmp_path), tmp_path / "cache"
+    probe_native(model, cache, command=[sys.executable, "-c", "pass"])
+    assert (cache / "native-ok").is_file()
+    probe_native(model, cache, command=[sys.executable, "-c", SIGILL_CHILD])  # remembered: not run again
+    other = tmp_path / "other.gguf"
+    other.write_bytes(GGUF_MAGIC + b"\x03\x00\x00\x00\x00")
+    with pytest.raises(ModelError):  # another model is probed afresh
+        probe_native(other, cache, command=[sys.executable, "-c", SIGILL_CHILD])
+
+
+def test_a_child_that_fails_otherwise_is_left_to_the_real_load(tmp_path: Path) -> None:
+    import sys
+
+    model, cache = _fake_model(tmp_path), tmp_path / "cache"
+    probe_native(model, cache, command=[sys.executable, "-c", "raise SystemExit(3)"])
+    assert not (cache / "native-ok").exists()
+
+
+def test_the_installed_llama_cpp_runs_the_bundled_model(tmp_path: Path) -> None:
+    # the real probe: a llama-cpp-python build this machine cannot run fails here
+    model = bundled_model_path()
+    assert model is not None
+    probe_native(model, tmp_path)
+    assert (tmp_path / "native-ok").is_file()
+
+
+def test_the_advisor_reports_the_probe_failure_before_loading(
+    fake_advisor: Any, corpus_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from advisor import generation
+
+    monkeypatch.setattr(generation, "PROBE_CODE", SIGILL_CHILD)
+    fake_advisor.ingest([corpus_copy])
+    with pytest.raises(ModelError, match="Illegal instruction"):
+        fake_advisor.ask("When should I ask my contact for a good word?")
+    assert fake_advisor.ask("When should I ask my contact for a good word?", llm=False).citations  # --no-llm works

@@ -252,6 +252,7 @@ _CAVEAT_S = re.compile(
 )
 _WINDOW = 8  # candidates considered for the timing / how / caveat parts
 _SLACK = 0.12  # how far below the best sentence a part may score
+_TIMING_SLACK = 0.2  # ... and a timing sentence in the key point's own passage, when the question asks "when?"
 # how far below the key point an "Also" sentence from another article may score
 # (0.15: the highest citation precision on tests/scenarios/shipped.yaml with no loss of recall)
 _FILLER_SLACK = 0.15
@@ -291,6 +292,16 @@ def _pick_parts(
         # a passage not quoted yet first; else another sentence of a quoted one (the
         # timing is often in the key point's own answer: no new source, no wrong one)
         pool = [t for t in fits if t[1] not in quoted] or fits
+        if not pool and role == "timing" and best_i not in asking:
+            # asked "when?": the key point's own passage may answer it a little further down
+            pool = [
+                t
+                for t in scored[1:]
+                if t[1] == best_i
+                and t[0] >= best_score - _TIMING_SLACK
+                and (t[1], t[2].start) not in used
+                and pattern.search(t[2].text)
+            ]
         if pool:
             _score, i, sent = pool[0]
             parts.append((role, i, sent))

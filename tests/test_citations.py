@@ -232,3 +232,23 @@ def test_an_also_quote_from_another_article_must_score_near_the_key_point() -> N
     _, cites, _ = extractive_answer(question, "en", [own, near, far], emb)
     assert own in cites and near in cites  # a close second opinion is kept as a hedge
     assert far not in cites  # an off-topic sentence from another article is not padding
+
+
+def test_asked_when_the_key_points_passage_may_answer_a_little_further_down() -> None:
+    emb = FakeEmbedder()
+    doc = (
+        "Find out how well your contact knows the hiring manager and whether they respect each other. "
+        "The moment to ask them for that favour is after the first interview."
+    )
+    own = Passage(source="thread", title="t", lang="en", start=0, end=len(doc), text=doc, part="answer")
+    question = "My contact knows the hiring manager, when should I ask my contact for a good word?"
+    text, _, _ = extractive_answer(question, "en", [own], emb)
+    assert any(ln.startswith("- When:") and "after the first interview" in ln for ln in text.splitlines())
+    # not asked "when": no timing part from a sentence that far below the key point
+    not_when = "My contact knows the hiring manager, what should I ask my contact?"
+    text2, _, _ = extractive_answer(not_when, "en", [own], emb)
+    assert not any(ln.startswith("- When:") for ln in text2.splitlines())
+    # a thread's question post never supplies the timing, even as the key point's passage
+    asked = replace(own, part="question")
+    text3, _, _ = extractive_answer(question, "en", [asked], emb)
+    assert not any(ln.startswith("- When:") for ln in text3.splitlines())

@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(0, ge=0, description="sentences of overlap between consecutive chunks")
 
     k: int = Field(5, ge=1, le=50, description="passages given to the answer")
-    candidates: int = Field(30, ge=1, description="candidates per retriever before fusion")
+    candidates: int = Field(50, ge=1, description="candidates per retriever before fusion")
     hybrid: bool = Field(
         False,
         description="fuse dense and lexical (BM25) retrieval (off: it lowered every metric on the shipped scenarios)",

@@ -401,11 +401,12 @@ app.add_typer(models_app, name="models")
 
 @models_app.command("list")
 @_handle_errors
-def models_list(as_json: JsonOpt = False) -> None:
+def models_list(as_json: JsonOpt = False, home: HomeOpt = None) -> None:
     """Show the configured model, the bundled one, and the recommended ones in models/."""
     from advisor.models import list_models
+    from advisor.settings import load_settings
 
-    rows = list_models()
+    rows = list_models(load_settings(home=home))
     if as_json:
         _print_json(rows)
         return

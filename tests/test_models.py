@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import json
 import re
 import socket
 import threading
@@ -338,3 +339,20 @@ def test_human_size() -> None:
     assert models.human_size(512) == "512 B"
     assert models.human_size(98362432) == "98.4 MB"
     assert models.human_size(1117320736) == "1.1 GB"
+
+
+def test_models_list_reads_the_home_it_is_given(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from advisor.cli import app
+
+    home = tmp_path / "home"
+    spec = next(s for s in recommended() if s.name == "qwen2.5-1.5b")
+    (home / "models").mkdir(parents=True)
+    (home / "models" / spec.file).write_bytes(PAYLOAD)
+    result = CliRunner().invoke(app, ["models", "list", "--home", str(home), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert rows["qwen2.5-1.5b"]["installed"] and rows["qwen2.5-1.5b"]["path"] == str(home / "models" / spec.file)
+    plain = CliRunner().invoke(app, ["models", "list", "--home", str(tmp_path / "empty")])
+    assert plain.exit_code == 0 and "qwen2.5-1.5b" in plain.stdout and "not installed" in plain.stdout

@@ -17,14 +17,7 @@ from typing import TYPE_CHECKING, Any
 from advisor.citations import add_gloss, clean_gloss, excerpts, extractive_answer, quoted_parts, resolve_markers, verify
 from advisor.embedders import Embedder, SentenceMemo, make_embedder
 from advisor.errors import DocumentError, InputError, StoreLockedError
-from advisor.generation import (
-    Generator,
-    LlamaCppGenerator,
-    OpenAICompatibleGenerator,
-    bundled_model_path,
-    check_gguf,
-    probe_native,
-)
+from advisor.generation import Generator, LlamaCppGenerator, OpenAICompatibleGenerator, bundled_model_path
 from advisor.ingest import Progress, bundled_corpus, ingest_paths
 from advisor.lang import detect_language
 from advisor.prompts import fit_messages, gloss_messages
@@ -148,10 +141,13 @@ class Advisor:
                 from advisor.models import check_known_model
 
                 check_known_model(Path(path), cache_dir=s.home / "models")
-                check_gguf(Path(path))  # a bad file gets its own message, not a probe failure
-                probe_native(Path(path), cache_dir=s.home)
                 self._generator = LlamaCppGenerator(
-                    Path(path), n_ctx=s.n_ctx, n_threads=s.n_threads, seed=s.seed, temperature=s.temperature
+                    Path(path),
+                    n_ctx=s.n_ctx,
+                    n_threads=s.n_threads,
+                    seed=s.seed,
+                    temperature=s.temperature,
+                    probe_dir=s.home,
                 )
         return self._generator
 

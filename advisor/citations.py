@@ -280,9 +280,11 @@ def _pick_parts(
     used = {(best_i, best_s.start)}  # sentences by (passage, offset): offsets repeat across documents
     window = [t for t in scored[1:_WINDOW] if t[0] >= best_score - _SLACK]
 
-    def take(role: str, pattern: re.Pattern[str], same_source: bool = False) -> None:
-        # one sentence per passage: the parts then draw on several passages, which
-        # both shows where they agree or disagree and hedges a wrong top passage
+    def take(role: str, pattern: re.Pattern[str], same_source: bool = False, own_slack: float = 0.0) -> None:
+        # a passage not quoted yet first: the parts then draw on several passages, which
+        # both shows where they agree or disagree and hedges a wrong top passage;
+        # ``own_slack``: how far below the key point a sentence of its own passage may
+        # score when nothing else fits
         quoted = {i for _, i, _ in parts}
         fits = [
             t for t in window if t[1] not in asking and (t[1], t[2].start) not in used and pattern.search(t[2].text)
@@ -292,13 +294,12 @@ def _pick_parts(
         # a passage not quoted yet first; else another sentence of a quoted one (the
         # timing is often in the key point's own answer: no new source, no wrong one)
         pool = [t for t in fits if t[1] not in quoted] or fits
-        if not pool and role == "timing" and best_i not in asking:
-            # asked "when?": the key point's own passage may answer it a little further down
+        if not pool and own_slack and best_i not in asking:
             pool = [
                 t
                 for t in scored[1:]
                 if t[1] == best_i
-                and t[0] >= best_score - _TIMING_SLACK
+                and t[0] >= best_score - own_slack
                 and (t[1], t[2].start) not in used
                 and pattern.search(t[2].text)
             ]
@@ -308,7 +309,8 @@ def _pick_parts(
             used.add((i, sent.start))
 
     if _TIMING_Q.search(question):
-        take("timing", _TIMING_S)
+        # asked "when?": the key point's own passage may answer it a little further down
+        take("timing", _TIMING_S, own_slack=_TIMING_SLACK)
     take("how", _HOW_S)
     # a caveat qualifies the key point: it comes from the same document (where these
     # articles' answers disagree); from another article it was off-topic 8 times in 9

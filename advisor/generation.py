@@ -13,7 +13,6 @@ of dying with it.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import importlib.util
 import json
 import signal
@@ -119,20 +118,17 @@ REBUILD_HINT = (
 
 def _build_key(path: Path) -> str:
     """Identifies the llama-cpp-python build and the model: a probe result holds for this pair only."""
-    parts = [str(path.resolve())]
-    try:
-        parts.append(str(path.stat().st_size))
-        parts.append(importlib.metadata.version("llama-cpp-python"))
-    except (OSError, importlib.metadata.PackageNotFoundError):
-        pass
+    files = [path.resolve()]
     spec = importlib.util.find_spec("llama_cpp")
     for folder in (spec.submodule_search_locations or []) if spec else []:
-        for lib in sorted((Path(folder) / "lib").glob("*.so*")) + sorted((Path(folder) / "lib").glob("*.dylib")):
-            try:
-                st = lib.stat()
-            except OSError:
-                continue
-            parts.append(f"{lib.name}:{st.st_size}:{st.st_mtime_ns}")
+        files.extend(sorted((Path(folder) / "lib").glob("*")))  # the native libraries: a rebuild changes them
+    parts = []
+    for file in files:
+        try:
+            st = file.stat()
+        except OSError:
+            continue
+        parts.append(f"{file}:{st.st_size}:{st.st_mtime_ns}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
 
 
@@ -193,8 +189,10 @@ class LlamaCppGenerator:
         n_threads: int | None = None,
         seed: int = 0,
         temperature: float = 0.0,
+        probe_dir: Path | None = None,
     ) -> None:
-        check_gguf(path)
+        check_gguf(path)  # a bad file gets its own message before the probe runs it
+        probe_native(path, probe_dir)
         try:
             from llama_cpp import Llama
         except ImportError as exc:  # pragma: no cover - core dependency

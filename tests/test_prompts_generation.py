@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -252,8 +253,6 @@ def _fake_model(tmp_path: Path) -> Path:
 
 
 def test_a_build_that_dies_of_sigill_is_a_one_line_model_error(tmp_path: Path) -> None:
-    import sys
-
     model = _fake_model(tmp_path)
     with pytest.raises(ModelError) as info:
         probe_native(model, tmp_path / "cache", command=[sys.executable, "-c", SIGILL_CHILD])
@@ -265,8 +264,6 @@ def test_a_build_that_dies_of_sigill_is_a_one_line_model_error(tmp_path: Path) -
 
 
 def test_a_clean_probe_is_remembered_per_build_and_model(tmp_path: Path) -> None:
-    import sys
-
     model, cache = _fake_model(tmp_path), tmp_path / "cache"
     probe_native(model, cache, command=[sys.executable, "-c", "pass"])
     assert (cache / "native-ok").is_file()
@@ -278,8 +275,6 @@ def test_a_clean_probe_is_remembered_per_build_and_model(tmp_path: Path) -> None
 
 
 def test_a_child_that_fails_otherwise_is_left_to_the_real_load(tmp_path: Path) -> None:
-    import sys
-
     model, cache = _fake_model(tmp_path), tmp_path / "cache"
     probe_native(model, cache, command=[sys.executable, "-c", "raise SystemExit(3)"])
     assert not (cache / "native-ok").exists()

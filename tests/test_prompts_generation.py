@@ -298,3 +298,20 @@ def test_the_advisor_reports_the_probe_failure_before_loading(
     with pytest.raises(ModelError, match="Illegal instruction"):
         fake_advisor.ask("When should I ask my contact for a good word?")
     assert fake_advisor.ask("When should I ask my contact for a good word?", llm=False).citations  # --no-llm works
+
+
+def test_advisor_ask_reports_a_build_this_cpu_cannot_run_in_one_line_exit_4(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from advisor import generation
+    from advisor.cli import app
+
+    monkeypatch.setattr(generation, "PROBE_CODE", SIGILL_CHILD)
+    home = str(tmp_path / "home")
+    result = CliRunner().invoke(app, ["ask", "--home", home, "When should I ask my contact for a good word?"])
+    assert result.exit_code == ModelError.exit_code == 4, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Illegal instruction" in lines[0]
+    assert "Traceback" not in result.output

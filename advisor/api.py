@@ -6,11 +6,12 @@ a program (or ``advisor eval`` / ``advisor chat``) pays for them once.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,14 +19,14 @@ from advisor.citations import add_gloss, clean_gloss, excerpts, extractive_answe
 from advisor.embedders import Embedder, SentenceMemo, make_embedder
 from advisor.errors import DocumentError, InputError, StoreLockedError
 from advisor.generation import Generator, LlamaCppGenerator, OpenAICompatibleGenerator, bundled_model_path
-from advisor.ingest import Progress, bundled_corpus, ingest_paths
+from advisor.ingest import Progress, bundled_corpus, ingest_paths, remove_documents, stored_documents
 from advisor.lang import detect_language
 from advisor.prompts import fit_messages, gloss_messages
 from advisor.rerank import Reranker, make_reranker
 from advisor.retrieval import Retrieval, Retriever, word_threshold
 from advisor.settings import Settings, load_settings
 from advisor.store import ChromaStore, open_store
-from advisor.types import Answer, IngestReport, Passage, embedding_text
+from advisor.types import Answer, DocumentInfo, IngestReport, Passage, embedding_text
 from advisor.wordmatch import WordMatcher
 
 if TYPE_CHECKING:
@@ -158,18 +159,9 @@ class Advisor:
         self.settings.home.mkdir(parents=True, exist_ok=True)
         return FileLock(str(self.settings.home / ".advisor.lock"))
 
-    def ingest(
-        self,
-        paths: Sequence[str | os.PathLike[str]] | None = None,
-        *,
-        progress: Progress | None = None,
-        reindex: bool = False,
-    ) -> IngestReport:
-        """Sync the store with ``paths`` (default: settings.corpus, else the bundled corpus)."""
-        targets = [Path(p) for p in paths] if paths else (list(self.settings.corpus) or [bundled_corpus()])
-        for target in targets:  # fail fast, before any model loads
-            if not target.expanduser().exists():
-                raise DocumentError(f"no such file or directory: {target}; check the path to ingest")
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the store's write lock (one writer at a time), or fail in one line."""
         from filelock import Timeout
 
         lock = self._lock()
@@ -184,6 +176,24 @@ class Advisor:
             ) from None
         try:
             pid_file.write_text(str(os.getpid()))
+            yield
+        finally:
+            pid_file.unlink(missing_ok=True)
+            lock.release()
+
+    def ingest(
+        self,
+        paths: Sequence[str | os.PathLike[str]] | None = None,
+        *,
+        progress: Progress | None = None,
+        reindex: bool = False,
+    ) -> IngestReport:
+        """Sync the store with ``paths`` (default: settings.corpus, else the bundled corpus)."""
+        targets = [Path(p) for p in paths] if paths else (list(self.settings.corpus) or [bundled_corpus()])
+        for target in targets:  # fail fast, before any model loads
+            if not target.expanduser().exists():
+                raise DocumentError(f"no such file or directory: {target}; check the path to ingest")
+        with self._locked():
             if reindex:
                 s = self.settings
                 self._store = open_store(
@@ -206,9 +216,23 @@ class Advisor:
                     words.learn(embedding_text(c.text, str(c.meta.get("context", ""))) for c in self.store.all_chunks())
                 words.save()
             return report
-        finally:
-            pid_file.unlink(missing_ok=True)
-            lock.release()
+
+    def documents(self) -> list[DocumentInfo]:
+        """What the store holds, one row per document (nothing is ingested by asking)."""
+        return stored_documents(self.store)
+
+    def remove(self, targets: Sequence[str | os.PathLike[str]]) -> IngestReport:
+        """Forget stored documents by source id, file path or folder; the files are not touched.
+
+        All or nothing: a target that matches no stored document raises
+        :class:`DocumentError` before anything is deleted. Ingesting the file
+        again brings it back.
+        """
+        names = [str(t) for t in targets]
+        if not names or any(not n.strip() for n in names):
+            raise InputError("name what to remove: a source id or path from advisor sources")
+        with self._locked():
+            return remove_documents(self.store, names)
 
     def _ensure_corpus(self) -> None:
         """First use: an empty store is filled with the default corpus."""

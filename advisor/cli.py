@@ -205,6 +205,64 @@ def ingest(
         typer.echo(_report_text(report))
 
 
+@app.command()
+@_handle_errors
+def sources(
+    home: HomeOpt = None,
+    embedder: EmbedderOpt = None,
+    chroma_url: ChromaOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the documents in the store: the source id citations use, language, chunks, title, path."""
+    adv = _advisor(home=home, embedder=embedder, chroma_url=chroma_url)
+    docs = adv.documents()
+    if as_json:
+        _print_json([d.to_dict() for d in docs])
+        return
+    if not docs:
+        typer.echo(
+            f"no documents in {adv.settings.home}; advisor ingest adds the bundled corpus or your files", err=True
+        )
+        return
+    width = max(len(d.source) for d in docs)
+    for d in docs:
+        state = "" if d.complete else "  (incomplete: run advisor ingest again)"
+        typer.echo(f"{d.source:<{width}}  {d.lang:<2}  {d.chunks:>4} chunks  {d.title}{state}")
+        if d.path != d.source:
+            typer.echo(f"{'':<{width}}  {d.path}")
+    typer.echo(f"{len(docs)} documents, {sum(d.chunks for d in docs)} chunks", err=True)
+
+
+@app.command()
+@_handle_errors
+def remove(
+    targets: Annotated[
+        list[str],
+        typer.Argument(
+            help="Source ids (as advisor sources and citations show them), file paths, or folders.",
+            show_default=False,
+        ),
+    ],
+    home: HomeOpt = None,
+    embedder: EmbedderOpt = None,
+    chroma_url: ChromaOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Forget documents: their chunks leave the store (the files are not touched).
+
+    All or nothing: if one name matches no stored document, nothing is removed.
+    advisor ingest PATH brings a document back.
+    """
+    adv = _advisor(home=home, embedder=embedder, chroma_url=chroma_url)
+    report = adv.remove(targets)
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        typer.echo(f"{report.removed} removed ({report.chunks_removed} chunks deleted)")
+    if not adv.documents():
+        typer.echo("warning: the store is now empty; the next question ingests the bundled corpus again", err=True)
+
+
 def _render_answer(answer: Answer, explain: bool) -> str:
     lines = [answer.text, ""]
     mode = {

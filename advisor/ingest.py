@@ -26,7 +26,7 @@ from advisor.errors import DocumentError
 from advisor.lang import detect_language
 from advisor.safety import looks_like_instructions
 from advisor.store import ChromaStore
-from advisor.types import Chunk, Document, IngestReport
+from advisor.types import Chunk, Document, DocumentInfo, IngestReport
 from advisor.wordmatch import WordMatcher
 
 __all__ = [
@@ -36,6 +36,8 @@ __all__ = [
     "discover",
     "ingest_paths",
     "read_document",
+    "remove_documents",
+    "stored_documents",
 ]
 
 TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".rst", ".text"})
@@ -77,6 +79,8 @@ class _StoredDoc:
     expected: int = 0
     root: str = ""
     path: str = ""
+    title: str = ""
+    lang: str = ""
 
 
 def _read_manifest(folder: Path) -> dict[str, _Meta]:
@@ -175,7 +179,61 @@ def _stored_docs(store: ChromaStore) -> dict[str, _StoredDoc]:
         doc.expected = int(meta.get("n_chunks", 0))
         doc.root = str(meta.get("root", ""))
         doc.path = str(meta.get("path", ""))
+        doc.title = str(meta.get("title", ""))
+        doc.lang = str(meta.get("lang", ""))
     return docs
+
+
+def stored_documents(store: ChromaStore) -> list[DocumentInfo]:
+    """One row per stored document, by path."""
+    rows = [
+        DocumentInfo(
+            source=doc_id,
+            path=doc.path,
+            title=doc.title,
+            lang=doc.lang,
+            chunks=len(doc.ids),
+            sha256=sorted(doc.shas)[0] if len(doc.shas) == 1 else "",
+            complete=len(doc.shas) == 1 and len(doc.ids) == doc.expected,
+        )
+        for doc_id, doc in _stored_docs(store).items()
+    ]
+    return sorted(rows, key=lambda d: (d.path, d.source))
+
+
+def remove_documents(store: ChromaStore, targets: Sequence[str]) -> IngestReport:
+    """Delete the stored documents that ``targets`` name, all or none.
+
+    A target is a source id (as citations show it), a file path, or a folder
+    (every stored document under it). A target that matches nothing stops the
+    whole removal before anything is deleted, so a typo never half-applies.
+    The files themselves are not touched.
+    """
+    t0 = time.perf_counter()
+    stored = _stored_docs(store)
+    chosen: dict[str, _StoredDoc] = {}
+    for target in targets:
+        path = Path(target).expanduser().resolve()
+        hits = {
+            doc_id: doc
+            for doc_id, doc in stored.items()
+            if doc_id == target or (doc.path and (Path(doc.path) == path or Path(doc.path).is_relative_to(path)))
+        }
+        if not hits:
+            raise DocumentError(
+                f"no stored document matches {target!r}; advisor sources lists the ids and paths that can be removed"
+            )
+        chosen.update(hits)
+    report = IngestReport()
+    for doc_id in sorted(chosen):
+        ids = sorted(chosen[doc_id].ids)
+        store.delete(ids)
+        report.removed += 1
+        report.chunks_removed += len(ids)
+    if chosen:
+        store.bump_version()
+    report.seconds = time.perf_counter() - t0
+    return report
 
 
 def _chunk_meta(doc: Document, chunk: Chunk, n_chunks: int, root: Path, chunking: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ __all__ = [
     "Answer",
     "Chunk",
     "Document",
+    "DocumentInfo",
     "IngestReport",
     "Passage",
     "Sentence",
@@ -114,6 +115,22 @@ class Answer:
             "timings": self.timings,
             "notes": self.notes,
         }
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    """A document as the store holds it (what ``advisor sources`` lists)."""
+
+    source: str  # the id citations use
+    path: str
+    title: str
+    lang: str
+    chunks: int
+    sha256: str
+    complete: bool = True  # False: an interrupted ingest left part of it; the next ingest repairs it
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass

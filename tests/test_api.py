@@ -125,6 +125,78 @@ def test_a_new_file_is_added_and_found(fake_advisor: Advisor, corpus_copy: Path)
     assert_store_is_consistent(fake_advisor)
 
 
+# ---------------------------------------------------------------- listing and removing documents
+def _with_user_note(corpus_copy: Path, tmp_path: Path) -> Path:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "note.md").write_text("# My note\n\nZebras striped spreadsheets: ask after the first interview.\n")
+    return mine
+
+
+def test_documents_lists_every_stored_document_once(fake_advisor: Advisor, corpus_copy: Path, tmp_path: Path) -> None:
+    mine = _with_user_note(corpus_copy, tmp_path)
+    assert fake_advisor.documents() == []
+    fake_advisor.ingest([corpus_copy, mine])
+    docs = fake_advisor.documents()
+    per_doc = Counter(str(c.meta["doc_id"]) for c in stored(fake_advisor))
+    assert {d.source: d.chunks for d in docs} == dict(per_doc)
+    assert len(docs) == len(corpus_files(corpus_copy)) + 1
+    note = next(d for d in docs if d.path.endswith("note.md"))
+    assert note.source == note.path == str((mine / "note.md").resolve())  # a user file's id is its path
+    assert (note.title, note.lang, note.complete) == ("My note", "en", True)
+    gw = next(d for d in docs if d.source == "good-word-timing")
+    assert gw.lang == "es" and gw.path == str((corpus_copy / "good-word-timing.txt").resolve())
+    assert re.fullmatch(r"[0-9a-f]{64}", gw.sha256)
+
+
+def test_remove_by_source_id_file_path_and_folder(fake_advisor: Advisor, corpus_copy: Path, tmp_path: Path) -> None:
+    mine = _with_user_note(corpus_copy, tmp_path)
+    fake_advisor.ingest([corpus_copy, mine])
+    before = {d.source: d.chunks for d in fake_advisor.documents()}
+    version = fake_advisor.store.version()
+    assert fake_advisor.retrieve("zebras striped spreadsheets", k=1)[0].path.endswith("note.md")
+
+    report = fake_advisor.remove(["good-word-timing", str(mine / "note.md")])
+    assert (report.removed, report.chunks_removed) == (
+        2,
+        before["good-word-timing"] + before[str(mine.resolve() / "note.md")],
+    )
+    left = {d.source for d in fake_advisor.documents()}
+    assert "good-word-timing" not in left and not any(s.endswith("note.md") for s in left)
+    assert fake_advisor.store.version() > version  # answers cached for the old store are not reused
+    assert all(not p.path.endswith("note.md") for p in fake_advisor.retrieve("zebras striped spreadsheets", k=5))
+    assert_store_is_consistent(fake_advisor)
+    assert (mine / "note.md").is_file()  # the file itself is untouched
+
+    report = fake_advisor.remove([corpus_copy])  # a folder: everything under it
+    assert report.removed == len(before) - 2
+    assert fake_advisor.documents() == [] and fake_advisor.store.count() == 0
+
+
+def test_remove_is_all_or_nothing(fake_advisor: Advisor, corpus_copy: Path) -> None:
+    fake_advisor.ingest([corpus_copy])
+    count = fake_advisor.store.count()
+    with pytest.raises(DocumentError) as info:
+        fake_advisor.remove(["second-interview", "second-interveiw"])
+    assert "'second-interveiw'" in str(info.value) and "advisor sources" in str(info.value)
+    assert info.value.exit_code == 3
+    assert fake_advisor.store.count() == count
+    for bad in ([], [""], ["  "]):
+        with pytest.raises(InputError):
+            fake_advisor.remove(bad)
+    assert fake_advisor.store.count() == count
+
+
+def test_a_removed_document_comes_back_on_the_next_ingest(fake_advisor: Advisor, corpus_copy: Path) -> None:
+    fake_advisor.ingest([corpus_copy])
+    count = fake_advisor.store.count()
+    fake_advisor.remove(["linkedin-interviewer"])
+    report = fake_advisor.ingest([corpus_copy])
+    assert (report.added, report.unchanged) == (1, len(corpus_files(corpus_copy)) - 1)
+    assert fake_advisor.store.count() == count
+    assert_store_is_consistent(fake_advisor)
+
+
 def test_reindex_rebuilds_the_store(fake_advisor: Advisor, corpus_copy: Path) -> None:
     fake_advisor.ingest([corpus_copy])
     count = fake_advisor.store.count()

@@ -199,6 +199,7 @@ SCENARIOS = Path(__file__).parent / "scenarios" / "smoke.jsonl"
         (["eval", str(SCENARIOS), "--concurrency", "0"], 2, "--concurrency must be at least 1"),
         (["eval", "missing.yaml"], 7, "scenario file not found"),
         (["models", "pull", "no-such-model"], 4, "no-such-model"),
+        (["remove", " "], 2, "name what to remove"),
     ],
 )
 def test_more_user_errors_are_one_line_with_their_exit_code(
@@ -206,3 +207,35 @@ def test_more_user_errors_are_one_line_with_their_exit_code(
 ) -> None:
     line = assert_one_line_error(run([*args], tmp_path, cli_env), code)
     assert says in line, line
+
+
+def test_sources_lists_and_remove_forgets_documents(home_copy: Path, corpus_dir: Path, cli_env: dict[str, str]) -> None:
+    listed = run(["sources", "--json"], home_copy, cli_env)
+    assert listed.returncode == 0, listed.stderr
+    docs = json.loads(listed.stdout)
+    assert sorted(d["source"] for d in docs) == sorted(
+        re.findall(r'^id = "([^"]+)"', (corpus_dir / "corpus.toml").read_text(), re.M)
+    )
+    text = run(["sources"], home_copy, cli_env)
+    assert text.returncode == 0 and "good-word-timing" in text.stdout
+    assert f"{len(docs)} documents, {sum(d['chunks'] for d in docs)} chunks" in text.stderr
+
+    gone = run(["remove", "good-word-timing", "--json"], home_copy, cli_env)
+    assert gone.returncode == 0, gone.stderr
+    assert json.loads(gone.stdout)["removed"] == 1
+    after = json.loads(run(["sources", "--json"], home_copy, cli_env).stdout)
+    assert [d["source"] for d in after] == [d["source"] for d in docs if d["source"] != "good-word-timing"]
+    answer = json.loads(run(["ask", QUESTION, "--no-llm", "--json", "-k", "10"], home_copy, cli_env).stdout)
+    assert all(r["source"] != "good-word-timing" for r in answer["retrieved"])
+
+    # a typo removes nothing, in one line with exit 3
+    line = assert_one_line_error(run(["remove", "second-interview", "no-such-doc"], home_copy, cli_env), 3)
+    assert "'no-such-doc'" in line and "advisor sources" in line
+    assert len(json.loads(run(["sources", "--json"], home_copy, cli_env).stdout)) == len(docs) - 1
+
+
+def test_sources_on_an_empty_home_says_how_to_fill_it(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    proc = run(["sources"], tmp_path, cli_env)
+    assert proc.returncode == 0 and proc.stdout == ""
+    assert "advisor ingest" in proc.stderr
+    assert json.loads(run(["sources", "--json"], tmp_path, cli_env).stdout) == []

@@ -451,6 +451,23 @@ def evaluate(
         raise typer.Exit(1)
 
 
+@app.command(name="settings")
+@_handle_errors
+def show_settings(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """Show every setting in effect, where its value came from (argument, env, file, default) and its env variable."""
+    from advisor.settings import describe_settings, load_settings
+
+    rows = describe_settings(load_settings(home=home), home=home)
+    if as_json:
+        _print_json(rows)
+        return
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        value = "" if r["value"] is None else r["value"]
+        typer.echo(f"{r['name']:<{width}}  {json.dumps(value, ensure_ascii=False):<28}  {r['source']}")
+    typer.echo("each setting is ADVISOR_<NAME> in the environment or <name> = ... in advisor.toml", err=True)
+
+
 models_app = typer.Typer(
     help="Language models: what is configured and installed.", no_args_is_help=True, rich_markup_mode=None
 )

@@ -21,7 +21,7 @@ from pydantic_settings import (
 
 from advisor.errors import ConfigError
 
-__all__ = ["Settings", "default_home", "load_settings"]
+__all__ = ["Settings", "default_home", "describe_settings", "load_settings"]
 
 
 def default_home() -> Path:
@@ -146,3 +146,39 @@ def load_settings(**overrides: Any) -> Settings:
         ) from None
     except ValueError as exc:  # e.g. a TOML syntax error
         raise ConfigError(f"cannot read settings: {exc}; fix the config file {path}") from None
+
+
+def describe_settings(settings: Settings, **overrides: Any) -> list[dict[str, Any]]:
+    """Every setting with its value, where that value came from and what it means.
+
+    ``source`` is ``argument`` (``overrides``, e.g. a CLI flag), ``env``
+    (``ADVISOR_<NAME>``), ``file`` (the TOML file) or ``default``, following
+    the priority order of :class:`Settings`.
+    """
+    import tomllib
+
+    path = _config_file(overrides.get("home"))
+    in_file: set[str] = set()
+    if path is not None and path.is_file():
+        try:
+            in_file = set(tomllib.loads(path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            in_file = set()  # load_settings has already reported an unreadable file
+    env = {key.upper() for key in os.environ}
+    rows: list[dict[str, Any]] = []
+    for name, field in Settings.model_fields.items():
+        if overrides.get(name) is not None:
+            source = "argument"
+        elif f"ADVISOR_{name.upper()}" in env:
+            source = "env"
+        elif name in in_file:
+            source = f"file {path}"
+        else:
+            source = "default"
+        value = getattr(settings, name)
+        if isinstance(value, Path):
+            value = str(value)
+        elif isinstance(value, list):
+            value = [str(v) for v in value]
+        rows.append({"name": name, "value": value, "source": source, "description": field.description or ""})
+    return rows

@@ -239,3 +239,17 @@ def test_sources_on_an_empty_home_says_how_to_fill_it(tmp_path: Path, cli_env: d
     assert proc.returncode == 0 and proc.stdout == ""
     assert "advisor ingest" in proc.stderr
     assert json.loads(run(["sources", "--json"], tmp_path, cli_env).stdout) == []
+
+
+def test_settings_shows_each_value_and_its_source(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    (tmp_path / "advisor.toml").write_text("mmr_lambda = 0.8\n")
+    proc = run(["settings", "--json"], tmp_path, {**cli_env, "ADVISOR_K": "7"})
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["name"]: r for r in json.loads(proc.stdout)}
+    assert (rows["k"]["value"], rows["k"]["source"]) == (7, "env")
+    assert (rows["mmr_lambda"]["value"], rows["mmr_lambda"]["source"]) == (0.8, f"file {tmp_path / 'advisor.toml'}")
+    assert rows["embedder"]["source"] == "default"
+    text = run(["settings"], tmp_path, {**cli_env, "ADVISOR_K": "7"})
+    assert re.search(r"^k +7 +env$", text.stdout, re.M), text.stdout
+    line = assert_one_line_error(run(["settings"], tmp_path, {**cli_env, "ADVISOR_K": "many"}), 6)
+    assert "ADVISOR_K" in line

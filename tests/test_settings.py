@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from advisor.errors import ConfigError
-from advisor.settings import Settings, load_settings
+from advisor.settings import Settings, describe_settings, load_settings
 
 
 def default(field: str) -> object:
@@ -124,3 +124,20 @@ def test_missing_config_file_is_a_config_error(tmp_home: Path, tmp_path: Path, m
 def test_home_expands_user(tmp_home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     assert load_settings(home="~/data").home == tmp_path / "data"
+
+
+def test_describe_settings_names_where_each_value_came_from(
+    tmp_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = write_toml(tmp_path / "cfg.toml", "k = 9\ncandidates = 11\nmax_tokens = 77\n")
+    monkeypatch.setenv("ADVISOR_CONFIG", str(cfg))
+    monkeypatch.setenv("ADVISOR_CANDIDATES", "13")
+    s = load_settings(k=3)
+    rows = {r["name"]: r for r in describe_settings(s, k=3)}
+    assert set(rows) == set(Settings.model_fields)
+    assert (rows["k"]["value"], rows["k"]["source"]) == (3, "argument")
+    assert (rows["candidates"]["value"], rows["candidates"]["source"]) == (13, "env")
+    assert (rows["max_tokens"]["value"], rows["max_tokens"]["source"]) == (77, f"file {cfg}")
+    assert (rows["mmr_lambda"]["value"], rows["mmr_lambda"]["source"]) == (default("mmr_lambda"), "default")
+    assert rows["home"] == {**rows["home"], "value": str(tmp_home), "source": "env"}
+    assert all(r["description"] for r in rows.values())

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from advisor.citations import add_gloss, clean_gloss, excerpts, extractive_answer, quoted_parts, resolve_markers, verify
 from advisor.embedders import Embedder, SentenceMemo, make_embedder
-from advisor.errors import DocumentError, InputError, StoreLockedError
+from advisor.errors import DocumentError, InputError, StoreError, StoreLockedError
 from advisor.generation import Generator, LlamaCppGenerator, OpenAICompatibleGenerator, bundled_model_path
 from advisor.ingest import Progress, bundled_corpus, ingest_paths, remove_documents, stored_documents
 from advisor.lang import detect_language
@@ -32,9 +32,10 @@ from advisor.wordmatch import WordMatcher
 if TYPE_CHECKING:
     from advisor.evaluation import EvalReport, Scenario
 
-__all__ = ["LOCK_WAIT", "MAX_QUESTION_CHARS", "Advisor"]
+__all__ = ["LOCK_WAIT", "MAX_K", "MAX_QUESTION_CHARS", "Advisor"]
 
 MAX_QUESTION_CHARS = 2000
+MAX_K = 50  # as Settings.k allows
 ANSWER_CACHE_SIZE = 128
 LOCK_WAIT = 1.5  # seconds a second writer waits for the store lock before giving up
 
@@ -44,6 +45,21 @@ _ABSTAIN = {
     "de": "Die Dokumente des Beraters behandeln diese Frage nicht, daher rät er nicht. Sie behandeln: {topics}.",
 }
 _FALLBACK_NOTE = "the model's answer had no supported citation; showing an extractive answer instead"
+
+
+def _repair_text(text: str) -> str:
+    """Text from a terminal that is not UTF-8 (Python keeps its bytes as surrogates), made readable.
+
+    Such bytes are read as Windows-1252, as for documents: a Latin-1 terminal's
+    "¿Cuándo?" arrives intact instead of failing deep inside the embedder.
+    Other control characters (NUL, escapes) become spaces.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "surrogateescape")
+        text = raw.decode("cp1252", errors="replace")
+    return "".join(ch if ch.isprintable() or ch.isspace() else " " for ch in text)
 
 
 class Advisor:
@@ -159,14 +175,21 @@ class Advisor:
         self.settings.home.mkdir(parents=True, exist_ok=True)
         return FileLock(str(self.settings.home / ".advisor.lock"))
 
+    def _unwritable(self, exc: OSError) -> StoreError:
+        reason = exc.strerror or type(exc).__name__
+        return StoreError(
+            f"cannot write to the data directory {self.settings.home} ({reason}); "
+            "pass --home or set ADVISOR_HOME to a writable folder"
+        )
+
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         """Hold the store's write lock (one writer at a time), or fail in one line."""
         from filelock import Timeout
 
-        lock = self._lock()
         pid_file = self.settings.home / ".advisor.lock.pid"
         try:
+            lock = self._lock()
             lock.acquire(timeout=LOCK_WAIT)
         except Timeout:
             holder = pid_file.read_text().strip() if pid_file.exists() else "unknown"
@@ -174,8 +197,13 @@ class Advisor:
                 f"another advisor process (pid {holder}) is writing the store in {self.settings.home}; "
                 "wait for it to finish and try again"
             ) from None
+        except OSError as exc:
+            raise self._unwritable(exc) from None
         try:
-            pid_file.write_text(str(os.getpid()))
+            try:
+                pid_file.write_text(str(os.getpid()))
+            except OSError as exc:
+                raise self._unwritable(exc) from None
             yield
         finally:
             pid_file.unlink(missing_ok=True)
@@ -214,7 +242,10 @@ class Advisor:
             if words is not None:
                 if words.path is not None and not words.path.exists():  # a store from before word matching
                     words.learn(embedding_text(c.text, str(c.meta.get("context", ""))) for c in self.store.all_chunks())
-                words.save()
+                try:
+                    words.save()
+                except OSError as exc:  # the chunks are stored; the word cache is rebuilt on the next ingest
+                    raise self._unwritable(exc) from None
             return report
 
     def documents(self) -> list[DocumentInfo]:
@@ -242,7 +273,8 @@ class Advisor:
     # -- retrieve ---------------------------------------------------------
     @staticmethod
     def _check_question(question: str) -> str:
-        q = " ".join(str(question).split())
+        q = _repair_text(str(question))
+        q = " ".join(q.split())
         if not q:
             raise InputError('the question is empty; ask something, e.g. advisor ask "When should I ask my contact?"')
         if len(q) > MAX_QUESTION_CHARS:
@@ -259,8 +291,8 @@ class Advisor:
         added to the search query so that follow-ups ("and after that?") work.
         """
         q = self._check_question(question)
-        if k is not None and k < 1:
-            raise InputError(f"k must be at least 1, not {k}")
+        if k is not None and not 1 <= k <= MAX_K:
+            raise InputError(f"k must be between 1 and {MAX_K}, not {k}")
         _ = self.reranker  # a bad reranker fails before the first ingest, not after
         self._ensure_corpus()
         context = " ".join(str(history[-1]).split())[:MAX_QUESTION_CHARS] if history else ""

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
+import re
 import sys
 import textwrap
 from collections.abc import Callable
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
     from advisor.types import Answer, IngestReport
 
 __all__ = ["app", "main"]
+
+MAX_K = 50  # as advisor.api.MAX_K and Settings.k (api is not imported here: it loads numpy)
 
 app = typer.Typer(
     name="advisor",
@@ -103,6 +107,37 @@ GlossOpt = Annotated[
     ),
 ]
 
+# Control characters from documents, file names or a model must not reach the
+# terminal: ESC sequences can retitle it, write the clipboard (OSC 52) or hide
+# text, and a newline in a file name could forge an "error:" line. Text output
+# shows them as U+FFFD; --json output escapes them as JSON does.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _safe(text: str) -> str:
+    """``text`` with control characters replaced; newlines and tabs stay."""
+    return _CONTROL.sub("\ufffd", text)
+
+
+def _line(text: str) -> str:
+    """``text`` for one line of output: newlines and tabs are replaced too."""
+    return _safe(text).replace("\n", "\ufffd").replace("\t", " ")
+
+
+def _echo(message: str = "", *, err: bool = False, nl: bool = True) -> None:
+    typer.echo(_safe(message), err=err, nl=nl)
+
+
+def _finite(data: Any) -> Any:
+    """``data`` with NaN and infinities as null, so --json output is strict JSON."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_finite(v) for v in data]
+    return data
+
 
 def _handle_errors(func: F) -> F:
     @functools.wraps(func)
@@ -110,10 +145,10 @@ def _handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except AdvisorError as exc:
-            typer.echo(f"error: {exc}", err=True)
+            _echo(f"error: {_line(str(exc))}", err=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
-            typer.echo("error: interrupted", err=True)
+            _echo("error: interrupted", err=True)
             raise typer.Exit(130) from None
         except BrokenPipeError:  # e.g. `advisor eval ... | head -1`: stop quietly, like other tools
             devnull = os.open(os.devnull, os.O_WRONLY)
@@ -125,7 +160,7 @@ def _handle_errors(func: F) -> F:
             if os.environ.get("ADVISOR_DEBUG"):
                 raise
             first = str(exc).splitlines()[0] if str(exc) else ""
-            typer.echo(
+            _echo(
                 f"error: internal error ({type(exc).__name__}: {first}); rerun with ADVISOR_DEBUG=1 and report it",
                 err=True,
             )
@@ -141,7 +176,7 @@ def _advisor(**overrides: Any) -> Advisor:
 
 
 def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    typer.echo(json.dumps(_finite(data), ensure_ascii=False, indent=2, allow_nan=False))
 
 
 def _progress_bar(label: str) -> tuple[Any, Callable[[int, int, int], None]]:
@@ -198,11 +233,11 @@ def ingest(
     with bar:
         report = adv.ingest(paths or None, progress=update, reindex=reindex)
     for warning in report.warnings:
-        typer.echo(f"warning: {warning}", err=True)
+        _echo(f"warning: {_line(warning)}", err=True)
     if as_json:
         _print_json(report.to_dict())
     else:
-        typer.echo(_report_text(report))
+        _echo(_report_text(report))
 
 
 @app.command()
@@ -220,17 +255,17 @@ def sources(
         _print_json([d.to_dict() for d in docs])
         return
     if not docs:
-        typer.echo(
+        _echo(
             f"no documents in {adv.settings.home}; advisor ingest adds the bundled corpus or your files", err=True
         )
         return
     width = max(len(d.source) for d in docs)
     for d in docs:
         state = "" if d.complete else "  (incomplete: run advisor ingest again)"
-        typer.echo(f"{d.source:<{width}}  {d.lang:<2}  {d.chunks:>4} chunks  {d.title}{state}")
+        _echo(f"{_line(d.source):<{width}}  {_line(d.lang):<2}  {d.chunks:>4} chunks  {_line(d.title)}{state}")
         if d.path != d.source:
-            typer.echo(f"{'':<{width}}  {d.path}")
-    typer.echo(f"{len(docs)} documents, {sum(d.chunks for d in docs)} chunks", err=True)
+            _echo(f"{'':<{width}}  {_line(d.path)}")
+    _echo(f"{len(docs)} documents, {sum(d.chunks for d in docs)} chunks", err=True)
 
 
 @app.command()
@@ -258,9 +293,9 @@ def remove(
     if as_json:
         _print_json(report.to_dict())
     else:
-        typer.echo(f"{report.removed} removed ({report.chunks_removed} chunks deleted)")
+        _echo(f"{report.removed} removed ({report.chunks_removed} chunks deleted)")
     if not adv.documents():
-        typer.echo("warning: the store is now empty; the next question ingests the bundled corpus again", err=True)
+        _echo("warning: the store is now empty; the next question ingests the bundled corpus again", err=True)
 
 
 def _render_answer(answer: Answer, explain: bool) -> str:
@@ -279,8 +314,8 @@ def _render_answer(answer: Answer, explain: bool) -> str:
         lines.append("Sources:")
         for i, p in enumerate(answer.citations, start=1):
             flag = " [flagged: contains text addressed to an AI]" if p.flagged else ""
-            lines.append(f"[{i}] {p.title} ({p.lang}){flag}")
-            lines.append(f"    {p.path}, characters {p.start}-{p.end}")
+            lines.append(f"[{i}] {_line(p.title)} ({_line(p.lang)}){flag}")
+            lines.append(f"    {_line(p.path)}, characters {p.start}-{p.end}")
             if i <= len(answer.quotes):
                 q = answer.quotes[i - 1]
                 lines.append(f"    supporting sentence (characters {q.start}-{q.end}): “{q.text}”")
@@ -316,8 +351,8 @@ def ask(
     as_json: JsonOpt = False,
 ) -> None:
     """Answer a question with the passages it rests on."""
-    if k is not None and k < 1:
-        raise InputError(f"-k must be at least 1, not {k}")
+    if k is not None and not 1 <= k <= MAX_K:
+        raise InputError(f"-k must be between 1 and {MAX_K}, not {k}")
     if timeout is not None and timeout <= 0:
         raise InputError(f"--timeout must be positive, not {timeout}")
     adv = _advisor(
@@ -326,15 +361,15 @@ def ask(
     stream = not as_json and sys.stderr.isatty() and not no_llm
 
     def on_token(piece: str) -> None:
-        typer.echo(piece, nl=False, err=True)
+        _echo(piece, nl=False, err=True)
 
     answer = adv.ask(question, k=k, llm=not no_llm, on_token=on_token if stream else None, timeout=timeout)
     if stream:
-        typer.echo("\n" + "-" * 40, err=True)
+        _echo("\n" + "-" * 40, err=True)
     if as_json:
         _print_json(answer.to_dict())
     else:
-        typer.echo(_render_answer(answer, explain))
+        _echo(_render_answer(answer, explain))
 
 
 @app.command()
@@ -351,13 +386,13 @@ def chat(
     chroma_url: ChromaOpt = None,
 ) -> None:
     """Ask questions one after another; models stay loaded and follow-ups use the conversation."""
-    if k is not None and k < 1:
-        raise InputError(f"-k must be at least 1, not {k}")
+    if k is not None and not 1 <= k <= MAX_K:
+        raise InputError(f"-k must be between 1 and {MAX_K}, not {k}")
     adv = _advisor(
         home=home, embedder=embedder, chroma_url=chroma_url, model=model, llm_url=llm_url, reranker=rerank, gloss=gloss
     )
     history: list[str] = []
-    typer.echo("advisor chat: ask a question (an empty line or Ctrl-D ends the session)", err=True)
+    _echo("advisor chat: ask a question (an empty line or Ctrl-D ends the session)", err=True)
     while True:
         try:
             line = input("you> ")
@@ -368,9 +403,9 @@ def chat(
         try:
             answer = adv.ask(line, k=k, llm=not no_llm, history=history)
         except AdvisorError as exc:  # one bad question does not end the session
-            typer.echo(f"error: {exc}", err=True)
+            _echo(f"error: {_line(str(exc))}", err=True)
             continue
-        typer.echo(_render_answer(answer, explain=False) + "\n")
+        _echo(_render_answer(answer, explain=False) + "\n")
         history.append(line)
 
 
@@ -441,12 +476,12 @@ def evaluate(
     if as_json:
         _print_json({"summary": report.summary, "floors_failed": failures})
     else:
-        typer.echo(report.console_summary())
+        _echo(report.console_summary())
         if baseline:
-            typer.echo(compare(report.summary, baseline))
-        typer.echo(f"wrote {out}/results.jsonl, summary.json, report.md, junit.xml")
+            _echo(compare(report.summary, baseline))
+        _echo(f"wrote {out}/results.jsonl, summary.json, report.md, junit.xml")
     for failure in failures:
-        typer.echo(f"error: {failure}", err=True)
+        _echo(f"error: {failure}", err=True)
     if failures:
         raise typer.Exit(1)
 
@@ -464,8 +499,8 @@ def show_settings(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     width = max(len(r["name"]) for r in rows)
     for r in rows:
         value = "" if r["value"] is None else r["value"]
-        typer.echo(f"{r['name']:<{width}}  {json.dumps(value, ensure_ascii=False):<28}  {r['source']}")
-    typer.echo("each setting is ADVISOR_<NAME> in the environment or <name> = ... in advisor.toml", err=True)
+        _echo(f"{r['name']:<{width}}  {json.dumps(value, ensure_ascii=False):<28}  {r['source']}")
+    _echo("each setting is ADVISOR_<NAME> in the environment or <name> = ... in advisor.toml", err=True)
 
 
 models_app = typer.Typer(
@@ -488,7 +523,7 @@ def models_list(as_json: JsonOpt = False, home: HomeOpt = None) -> None:
     for row in rows:
         state = "installed" if row["installed"] else "not installed"
         mark = "*" if row.get("active") else " "
-        typer.echo(
+        _echo(
             f"{mark} {row['name']:<28} {state:<14} {row.get('size', '')}  {row.get('path') or row.get('repo', '')}"
         )
 
@@ -514,13 +549,38 @@ def models_pull(
             load_settings(home=home),
             progress=lambda done, total: bar.update(task, completed=done, total=total or None),
         )
-    typer.echo(str(path))
-    typer.echo(f"use it with: advisor ask --model {path}  (or set ADVISOR_MODEL)", err=True)
+    _echo(str(path))
+    _echo(f"use it with: advisor ask --model {path}  (or set ADVISOR_MODEL)", err=True)
 
 
 def main() -> None:
-    """Entry point of the ``advisor`` script."""
-    app()
+    """Entry point of the ``advisor`` script.
+
+    Click's own usage errors (a missing argument, an unknown option, ``-k abc``)
+    are printed like every other error: one ``error:`` line naming the --help
+    to read, exit code 2.
+    """
+    try:
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        _echo("error: interrupted", err=True)
+        code = 130
+    except Exception as exc:
+        # Click's exceptions, matched by name: typer >= 0.20 vendors its own copy of click
+        kinds = {cls.__name__ for cls in type(exc).__mro__}
+        if "ClickException" not in kinds:
+            raise
+        if "NoArgsIsHelpError" in kinds:
+            exc.show()  # type: ignore[attr-defined]  # `advisor` alone: the help text
+        elif "UsageError" in kinds:
+            ctx = getattr(exc, "ctx", None)
+            where = ctx.command_path if ctx is not None else "advisor"
+            message = exc.format_message().rstrip(".")  # type: ignore[attr-defined]
+            _echo(f"error: {_line(message[:1].lower() + message[1:])}; see {where} --help", err=True)
+        else:
+            _echo(f"error: {_line(exc.format_message())}", err=True)  # type: ignore[attr-defined]
+        code = exc.exit_code  # type: ignore[attr-defined]
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

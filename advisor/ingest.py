@@ -99,6 +99,15 @@ def _read_manifest(folder: Path) -> dict[str, _Meta]:
     return out
 
 
+def _utf8_name(path: Path) -> bool:
+    """Whether ``path`` can be stored (ids, metadata): names that are not UTF-8 cannot."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def discover(paths: Sequence[Path]) -> tuple[list[_Found], list[str]]:
     """Files to ingest under ``paths`` and warnings for what was skipped.
 
@@ -113,6 +122,12 @@ def discover(paths: Sequence[Path]) -> tuple[list[_Found], list[str]]:
         if not path.exists():
             raise DocumentError(f"no such file or directory: {raw}; check the path to ingest")
         root = path.resolve()
+        if not _utf8_name(root):
+            raise DocumentError(f"{raw!r}: the file name is not valid UTF-8; rename it, then ingest it")
+        if not path.is_file() and not path.is_dir():
+            raise DocumentError(
+                f"{raw} is neither a file nor a folder (a device, pipe or socket); save it as a file first"
+            )
         if path.is_file():
             manifest = _read_manifest(root.parent)
             if root not in seen:
@@ -125,6 +140,9 @@ def discover(paths: Sequence[Path]) -> tuple[list[_Found], list[str]]:
             for name in sorted(filenames):
                 file = Path(folder) / name
                 if name.startswith(".") or file.suffix.lower() not in TEXT_SUFFIXES:
+                    continue
+                if not _utf8_name(file):
+                    warnings.append(f"skipped {file!r}: the file name is not valid UTF-8; rename it")
                     continue
                 try:
                     real = file.resolve(strict=True)
@@ -295,6 +313,7 @@ def ingest_paths(
     chunking = f"v{CHUNKER_VERSION}:{chunk_tokens}"
     roots = {str(f.root) for f in found} | {str(Path(p).expanduser().resolve()) for p in paths}
     seen_ids: set[str] = set()
+    found_paths = {str(f.path) for f in found}
     chunks_done = 0
     changed = False
     # Chunks of several documents share batches: one embedder call per ``batch``
@@ -357,6 +376,13 @@ def ingest_paths(
         if doc.decode_note:
             report.warnings.append(doc.decode_note)
         old = stored.get(doc.doc_id)
+        if old and old.path and old.path != doc.path and old.path not in found_paths and Path(old.path).exists():
+            # another file, not part of this run, still exists and holds this id (two
+            # manifests naming the same id): replacing it would silently lose that document
+            report.warnings.append(
+                f"skipped {item.path}: id {doc.doc_id!r} is already used by {old.path}; give one of them another id"
+            )
+            continue
         if old and old.shas == {doc.sha256} and old.chunkings == {chunking} and len(old.ids) == old.expected:
             report.unchanged += 1
             if progress:
@@ -383,10 +409,14 @@ def ingest_paths(
         progress(len(found), len(found), chunks_done)
     scanned = [Path(r) for r in roots]
     for doc_id, old in stored.items():
-        # a stored document under a scanned root that this run did not see was
-        # deleted, renamed, or given another id: its chunks go
+        # A stored document under a scanned root that this run did not see was
+        # deleted or renamed (its file is gone) or given another id (its file was
+        # read under the new one): its chunks go. A file the walk skips but the
+        # user once named explicitly (a dotfile, another suffix) still exists
+        # and keeps its chunks.
         under = any(Path(old.path) == r or Path(old.path).is_relative_to(r) for r in scanned)
-        if doc_id not in seen_ids and under:
+        gone = not Path(old.path).exists() or old.path in found_paths
+        if doc_id not in seen_ids and under and gone:
             store.delete(sorted(old.ids))
             report.removed += 1
             report.chunks_removed += len(old.ids)

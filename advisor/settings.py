@@ -42,7 +42,10 @@ def _config_file(home: Any = None) -> Path | None:
 class Settings(BaseSettings):
     """Every tunable of the advisor. See the README's *Settings* table."""
 
-    model_config = SettingsConfigDict(env_prefix="ADVISOR_", extra="forbid", validate_default=True)
+    # inf and nan are refused: ADVISOR_ABSTAIN_THRESHOLD=nan would silently turn abstention off
+    model_config = SettingsConfigDict(
+        env_prefix="ADVISOR_", extra="forbid", validate_default=True, allow_inf_nan=False
+    )
 
     home: Path = Field(default_factory=default_home, description="data directory (store, caches)")
     corpus: list[Path] = Field(default_factory=list, description="default paths for ingest; empty = bundled corpus")
@@ -144,8 +147,9 @@ def load_settings(**overrides: Any) -> Settings:
             f"invalid setting {where!r}: {first.get('msg', 'invalid value')} "
             f"(check ADVISOR_{where.upper()}, the config file or the command-line option)"
         ) from None
-    except ValueError as exc:  # e.g. a TOML syntax error
-        raise ConfigError(f"cannot read settings: {exc}; fix the config file {path}") from None
+    except ValueError as exc:  # a TOML syntax error, or an environment value that is not JSON
+        where = f"the config file {path}" if path is not None else "the ADVISOR_ environment variables"
+        raise ConfigError(f"cannot read settings: {exc}; fix {where}") from None
 
 
 def describe_settings(settings: Settings, **overrides: Any) -> list[dict[str, Any]]:

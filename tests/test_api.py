@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import threading
 from collections import Counter
 from pathlib import Path
@@ -14,7 +15,7 @@ from conftest import FakeEmbedder, FakeGenerator, prompt_sources, read_source, s
 
 from advisor.api import MAX_QUESTION_CHARS, Advisor
 from advisor.chunking import CHUNKER_VERSION
-from advisor.errors import DocumentError, EmbedderMismatchError, InputError
+from advisor.errors import DocumentError, EmbedderMismatchError, InputError, StoreError
 from advisor.types import Answer
 
 
@@ -610,6 +611,116 @@ def test_changing_a_document_id_in_the_manifest_does_not_duplicate_it(fake_advis
     fake_advisor.ingest([docs])
     assert {c.meta["doc_id"] for c in stored(fake_advisor)} == {"alpha"}
     assert_store_is_consistent(fake_advisor)
+
+
+def test_a_folder_ingest_keeps_files_that_were_named_explicitly(fake_advisor: Advisor, tmp_path: Path) -> None:
+    # Regression: ingesting a folder deleted the chunks of files under it that its
+    # walk skips (other suffixes, dot-folders) although the user had named them.
+    docs = tmp_path / "docs"
+    (docs / ".private").mkdir(parents=True)
+    (docs / "a.md").write_text("# A\nAlpha advice about recruiters.\n", encoding="utf-8")
+    (docs / "notes.log").write_text("Notes about salary offers.\n", encoding="utf-8")
+    (docs / ".private" / "prep.txt").write_text("Prep for the second interview.\n", encoding="utf-8")
+    fake_advisor.ingest([docs / "notes.log", docs / ".private" / "prep.txt"])
+    report = fake_advisor.ingest([docs])
+    assert (report.added, report.removed) == (1, 0)
+    assert {Path(d.path).name for d in fake_advisor.documents()} == {"a.md", "notes.log", "prep.txt"}
+    # a file that is really gone still goes
+    (docs / "notes.log").unlink()
+    report = fake_advisor.ingest([docs])
+    assert report.removed == 1
+    assert {Path(d.path).name for d in fake_advisor.documents()} == {"a.md", "prep.txt"}
+    assert_store_is_consistent(fake_advisor)
+
+
+def _manifest_folder(folder: Path, doc_id: str, text: str) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "notes.md").write_text(text, encoding="utf-8")
+    (folder / "corpus.toml").write_text(f'[[document]]\nfile = "notes.md"\nid = "{doc_id}"\n', encoding="utf-8")
+    return folder
+
+
+def test_an_id_held_by_another_existing_file_is_not_taken_over(fake_advisor: Advisor, tmp_path: Path) -> None:
+    # Regression: two manifests naming the same id, ingested in separate runs,
+    # silently replaced the first document with the second.
+    a = _manifest_folder(tmp_path / "A", "notes", "# A\nAlpha advice about recruiters.\n")
+    b = _manifest_folder(tmp_path / "B", "notes", "# B\nBravo advice about salary offers.\n")
+    fake_advisor.ingest([a])
+    report = fake_advisor.ingest([b])
+    assert (report.added, report.updated, report.removed) == (0, 0, 0)
+    assert any("'notes' is already used by" in w and str(a / "notes.md") in w for w in report.warnings)
+    assert [d.path for d in fake_advisor.documents()] == [str((a / "notes.md").resolve())]
+    # once A's file is gone, B's file is the document with that id (a move)
+    shutil.rmtree(a)
+    report = fake_advisor.ingest([b])
+    assert report.updated == 1 and not report.warnings
+    assert [d.path for d in fake_advisor.documents()] == [str((b / "notes.md").resolve())]
+    assert_store_is_consistent(fake_advisor)
+
+
+def test_swapping_two_ids_in_one_manifest_updates_both(fake_advisor: Advisor, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "x.md").write_text("# X\nXylophone advice.\n", encoding="utf-8")
+    (docs / "y.md").write_text("# Y\nYodel advice.\n", encoding="utf-8")
+    manifest = '[[document]]\nfile = "x.md"\nid = "{}"\n[[document]]\nfile = "y.md"\nid = "{}"\n'
+    (docs / "corpus.toml").write_text(manifest.format("one", "two"), encoding="utf-8")
+    fake_advisor.ingest([docs])
+    (docs / "corpus.toml").write_text(manifest.format("two", "one"), encoding="utf-8")
+    report = fake_advisor.ingest([docs])
+    assert not report.warnings
+    assert {d.source: Path(d.path).name for d in fake_advisor.documents()} == {"two": "x.md", "one": "y.md"}
+    assert_store_is_consistent(fake_advisor)
+
+
+def test_file_names_that_are_not_utf8_are_skipped_with_a_warning(fake_advisor: Advisor, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    odd = docs / os.fsdecode(b"caf\xe9.md")
+    odd.write_text("Cafe advice.\n", encoding="utf-8")
+    (docs / "normal.txt").write_text("Normal advice about recruiters.\n", encoding="utf-8")
+    report = fake_advisor.ingest([docs])
+    assert report.added == 1
+    assert any("not valid UTF-8" in w for w in report.warnings)
+    with pytest.raises(DocumentError, match="not valid UTF-8"):
+        fake_advisor.ingest([odd])
+
+
+def test_a_device_or_pipe_is_refused(fake_advisor: Advisor, tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    for path in (Path("/dev/null"), fifo):
+        with pytest.raises(DocumentError, match="neither a file nor a folder") as info:
+            fake_advisor.ingest([path])
+        assert info.value.exit_code == 3
+
+
+def test_a_home_that_cannot_be_written_is_a_store_error(tmp_path: Path) -> None:
+    home = tmp_path / "home-is-a-file"
+    home.write_text("x")
+    adv = Advisor(home=home, embedder=FakeEmbedder())
+    for action in (lambda: adv.ingest([tmp_path]), lambda: adv.remove(["x"])):
+        with pytest.raises(StoreError, match="cannot write to the data directory") as info:
+            action()
+        assert info.value.exit_code == 5 and "ADVISOR_HOME" in str(info.value)
+
+
+def test_questions_from_a_terminal_that_is_not_utf8_are_repaired() -> None:
+    latin1 = "¿Cuándo debo pedir una referencia?".encode("latin-1").decode("utf-8", "surrogateescape")
+    assert Advisor._check_question(latin1) == "¿Cuándo debo pedir una referencia?"
+    assert Advisor._check_question("When\x1b]0;owned\x07 should I ask?") == "When ]0;owned should I ask?"
+    with pytest.raises(InputError):
+        Advisor._check_question("\x00\x1b\x07")  # nothing but control characters is empty
+
+
+def test_k_above_the_maximum_is_refused(fake_advisor: Advisor) -> None:
+    from advisor import cli
+    from advisor.api import MAX_K
+    from advisor.settings import Settings
+
+    assert MAX_K == cli.MAX_K == next(m.le for m in Settings.model_fields["k"].metadata if hasattr(m, "le"))
+    with pytest.raises(InputError, match=f"between 1 and {MAX_K}"):
+        fake_advisor.retrieve("When should I ask?", k=MAX_K + 1)
 
 
 def test_a_repeated_question_is_answered_from_the_cache(fake_advisor: Advisor, corpus_copy: Path) -> None:

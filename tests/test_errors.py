@@ -46,3 +46,16 @@ def test_exit_codes_distinguish_the_user_facing_families() -> None:
     assert all(code not in (0, 1) for code in codes.values())
     assert errors_module.StoreLockedError.exit_code == errors_module.StoreError.exit_code
     assert errors_module.EmbedderMismatchError.exit_code == errors_module.StoreError.exit_code
+
+
+def test_json_output_is_strict_json(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from advisor.cli import _print_json
+
+    _print_json({"a": float("nan"), "b": [float("inf"), 1.5], "c": "ok"})
+
+    def refuse(name: str) -> None:
+        raise AssertionError(f"{name} is not JSON")
+
+    assert json.loads(capsys.readouterr().out, parse_constant=refuse) == {"a": None, "b": [None, 1.5], "c": "ok"}

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import read_source, run_advisor
+from conftest import ADVISOR_BIN, read_source, run_advisor
 
 pytestmark = pytest.mark.integration
 
@@ -106,8 +106,8 @@ def test_empty_question_exits_2(tmp_path: Path, cli_env: dict[str, str], questio
     assert "empty" in line
 
 
-@pytest.mark.parametrize("k", ["0", "-2"])
-def test_k_below_one_exits_2(tmp_path: Path, cli_env: dict[str, str], k: str) -> None:
+@pytest.mark.parametrize("k", ["0", "-2", "51"])
+def test_k_out_of_range_exits_2(tmp_path: Path, cli_env: dict[str, str], k: str) -> None:
     assert_one_line_error(run(["ask", "-k", k, QUESTION], tmp_path / "h", cli_env), 2)
 
 
@@ -192,7 +192,7 @@ SCENARIOS = Path(__file__).parent / "scenarios" / "smoke.jsonl"
     ("args", "code", "says"),
     [
         (["ask", QUESTION, "--timeout", "0"], 2, "--timeout must be positive"),
-        (["chat", "-k", "0"], 2, "-k must be at least 1"),
+        (["chat", "-k", "0"], 2, "-k must be between 1 and 50"),
         (["eval", str(SCENARIOS), "--min", "source_hit@5"], 2, "--min takes METRIC=VALUE"),
         (["eval", str(SCENARIOS), "--filter", "no-such-tag"], 2, "no scenarios to run"),
         (["eval", str(SCENARIOS), "--concurrency", "2"], 2, "needs a model server (--llm-url)"),
@@ -253,3 +253,72 @@ def test_settings_shows_each_value_and_its_source(tmp_path: Path, cli_env: dict[
     assert re.search(r"^k +7 +env$", text.stdout, re.M), text.stdout
     line = assert_one_line_error(run(["settings"], tmp_path, {**cli_env, "ADVISOR_K": "many"}), 6)
     assert "ADVISOR_K" in line
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["ask"], "missing argument 'question'; see advisor ask --help"),
+        (["ask", QUESTION, "--bogus"], "no such option: --bogus; see advisor ask --help"),
+        (["ask", QUESTION, "-k", "abc"], "'-k' / '--k'"),
+        (["frobnicate"], "no such command 'frobnicate'; see advisor --help"),
+        (["models", "pull"], "missing argument 'name'; see advisor models pull --help"),
+    ],
+)
+def test_usage_errors_are_one_line_too(tmp_path: Path, cli_env: dict[str, str], args: list[str], says: str) -> None:
+    # Regression: Click printed four lines (usage, hint, blank, "Error: ...").
+    line = assert_one_line_error(run(args, tmp_path, cli_env), 2)
+    assert says in line, line
+
+
+def test_advisor_alone_prints_the_help(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    proc = run([], tmp_path, cli_env)
+    assert proc.returncode == 2 and "Usage: advisor" in proc.stderr and "ingest" in proc.stderr
+
+
+def test_documents_and_file_names_cannot_control_the_terminal(
+    home_copy: Path, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "escape.md").write_text(
+        "# Referral timing\n\nAsk your contact for a referral after the first interview"
+        "\x1b]0;PWNED\x07 and thank them\x1b]52;c;ZWNobyBwd25lZA==\x07 afterwards.\n",
+        encoding="utf-8",
+    )
+    (docs / "a\nerror: disk full, all documents deleted.md").write_bytes(b"\x00\x01binary")
+    ingest = run(["ingest", str(docs)], home_copy, cli_env)
+    assert ingest.returncode == 0, ingest.stderr
+    assert not any(line.startswith("error:") for line in ingest.stderr.splitlines()), ingest.stderr
+    assert "\x1b" not in ingest.stderr
+    answer = run(["ask", "When should I ask my contact for a referral?", "--no-llm", "-k", "8"], home_copy, cli_env)
+    assert answer.returncode == 0, answer.stderr
+    assert "escape.md" in answer.stdout  # the document was cited, so its text was printed
+    assert "\x1b" not in answer.stdout and "\x07" not in answer.stdout
+    assert "\ufffd]0;PWNED\ufffd" in answer.stdout
+    # --json keeps the text exact (JSON escapes control characters)
+    asked = run(
+        ["ask", "When should I ask my contact for a referral?", "--no-llm", "--json", "-k", "8"], home_copy, cli_env
+    )
+    data = json.loads(asked.stdout)
+    assert any("\x1b]0;PWNED\x07" in c["text"] for c in data["citations"])
+
+
+def test_a_question_that_is_not_utf8_is_read_as_latin1(home_copy: Path, cli_env: dict[str, str]) -> None:
+    # Regression: exit 70 (UnicodeEncodeError inside the embedder) for a Latin-1 terminal's question.
+    proc = subprocess.run(
+        [str(ADVISOR_BIN), "ask", b"\xbfCu\xe1ndo debo pedir una referencia?", "--no-llm", "--json"],
+        capture_output=True,
+        env={**cli_env, "ADVISOR_HOME": str(home_copy)},
+        timeout=240,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["question"] == "¿Cuándo debo pedir una referencia?"
+
+
+def test_infinite_or_nan_settings_are_refused(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    for var in ("ADVISOR_TIMEOUT=inf", "ADVISOR_ABSTAIN_THRESHOLD=nan"):
+        name, value = var.split("=")
+        line = assert_one_line_error(run(["settings", "--json"], tmp_path, {**cli_env, name: value}), 6)
+        assert "finite" in line and name in line

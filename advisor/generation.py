@@ -13,20 +13,23 @@ of dying with it.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import importlib.util
 import json
+import math
 import signal
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from advisor.errors import GenerationError, ModelError
+from advisor.errors import ConfigError, GenerationError, ModelError
 from advisor.prompts import Message
 
 __all__ = [
@@ -272,18 +275,48 @@ class LlamaCppGenerator:
         )
 
 
+LLM_URL_HINT = "set --llm-url (or ADVISOR_LLM_URL) to the server's base URL, e.g. http://127.0.0.1:8080/v1"
+
+
+def _check_llm_url(url: str) -> str:
+    """``url`` without its trailing slash, or :class:`ConfigError` unless it is an http(s) URL with a host.
+
+    Checked when the generator is made, so a typo fails at once, not inside urllib
+    (which raises ValueError for ``notaurl``) after the embedder and store are loaded.
+    """
+    text = str(url).strip()
+    if any(c.isspace() or ord(c) < 32 for c in text):
+        raise ConfigError(f"the model server URL {text!r} contains spaces or control characters; {LLM_URL_HINT}")
+    try:
+        parts = urllib.parse.urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number or out of range
+    except ValueError as exc:
+        raise ConfigError(f"the model server URL {text!r} is not valid ({exc}); {LLM_URL_HINT}") from None
+    if parts.scheme.lower() not in {"http", "https"}:
+        raise ConfigError(f"the model server URL {text!r} must start with http:// or https://; {LLM_URL_HINT}")
+    if not parts.hostname:
+        raise ConfigError(f"the model server URL {text!r} names no host; {LLM_URL_HINT}")
+    return text.rstrip("/")
+
+
 class OpenAICompatibleGenerator:
     """A model behind an OpenAI-compatible ``/v1/chat/completions`` endpoint."""
 
     def __init__(
         self, url: str, model: str = "local", n_ctx: int = 4096, seed: int = 0, temperature: float = 0.0
     ) -> None:
-        self.url = url.rstrip("/")
+        self.url = _check_llm_url(url)
         self.name = f"{model}@{self.url}"
         self.model = model
         self.n_ctx = n_ctx
         self.seed = seed
         self.temperature = temperature
+
+    def _malformed(self, what: str) -> GenerationError:
+        return GenerationError(
+            f"the model server at {self.url} sent a malformed reply ({what}); "
+            "check it is an OpenAI-compatible endpoint (--llm-url)"
+        )
 
     def count_tokens(self, text: str) -> int:
         # No tokenizer on this side: a conservative estimate (about 3 characters a token).
@@ -306,11 +339,11 @@ class OpenAICompatibleGenerator:
                 "stream": False,
             }
         ).encode()
-        request = urllib.request.Request(
-            f"{self.url}/chat/completions", data=body, headers={"Content-Type": "application/json"}
-        )
         t0 = time.perf_counter()
         try:
+            request = urllib.request.Request(
+                f"{self.url}/chat/completions", data=body, headers={"Content-Type": "application/json"}
+            )
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 payload = json.loads(response.read().decode("utf-8"))
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
@@ -318,20 +351,45 @@ class OpenAICompatibleGenerator:
             raise GenerationError(f"cannot reach the model server at {self.url} ({reason}); check --llm-url") from None
         except json.JSONDecodeError:
             raise GenerationError(f"the model server at {self.url} did not answer with JSON; check --llm-url") from None
+        except UnicodeDecodeError:
+            raise self._malformed("not UTF-8 text") from None
+        except RecursionError:
+            raise self._malformed("JSON nested too deeply") from None
+        except http.client.HTTPException as exc:  # not an HTTP reply at all (BadStatusLine, IncompleteRead, ...)
+            raise self._malformed(f"not a valid HTTP response: {type(exc).__name__}") from None
+        except ValueError as exc:  # urllib/http.client cannot use the URL (e.g. non-ASCII characters in it)
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise GenerationError(
+                f"cannot send a request to the model server at {self.url} ({first}); {LLM_URL_HINT}"
+            ) from None
         elapsed = (time.perf_counter() - t0) * 1000
         try:
             choice = payload["choices"][0]
             text = str(choice["message"].get("content") or "")
+            finish = str(choice.get("finish_reason") or "stop")
         except (KeyError, IndexError, TypeError, AttributeError):
-            raise GenerationError(f"unexpected answer from {self.url}; is it OpenAI-compatible?") from None
+            raise self._malformed("no choices[0].message") from None
         if on_token and text:
             on_token(text)
-        usage = payload.get("usage") or {}
         return Generation(
             text=text,
-            prompt_tokens=int(usage.get("prompt_tokens", 0)),
-            completion_tokens=int(usage.get("completion_tokens", 0)),
+            prompt_tokens=_usage_count(payload, "prompt_tokens"),
+            completion_tokens=_usage_count(payload, "completion_tokens"),
             prefill_ms=0.0,
             generate_ms=elapsed,
-            finish=str(choice.get("finish_reason") or "stop"),
+            finish=finish,
         )
+
+
+def _usage_count(payload: Any, name: str) -> int:
+    """A token count from the reply's ``usage``, or 0 when it is missing or malformed.
+
+    The counts are informational (timings in the answer and eval reports): a
+    server that sends ``"usage": [1]`` or ``"prompt_tokens": "lots"`` still gave
+    a usable answer, so a bad count is ignored rather than failing the answer.
+    """
+    usage = payload.get("usage") if isinstance(payload, dict) else None
+    value = usage.get(name) if isinstance(usage, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        return 0
+    return int(value)

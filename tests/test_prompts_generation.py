@@ -241,6 +241,115 @@ def test_openai_compatible_generator_unreachable_server() -> None:
         )
 
 
+@pytest.mark.parametrize(
+    "url", ["notaurl", "ftp://x", "localhost:8080/v1", "http://", "http://host:abc/v1", "http://a b"]
+)
+def test_a_malformed_llm_url_is_a_config_error_when_the_generator_is_made(url: str) -> None:
+    from advisor.errors import ConfigError
+    from advisor.generation import OpenAICompatibleGenerator
+
+    with pytest.raises(ConfigError) as info:
+        OpenAICompatibleGenerator(url)
+    message = str(info.value)
+    assert "\n" not in message and info.value.exit_code == 6
+    assert "--llm-url" in message and "ADVISOR_LLM_URL" in message and "http://127.0.0.1:8080/v1" in message
+
+
+def test_the_advisor_reports_a_malformed_llm_url_as_a_config_error(tmp_path: Path) -> None:
+    from advisor import Advisor
+    from advisor.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--llm-url"):
+        _ = Advisor(home=tmp_path, llm_url="notaurl").generator
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b'\xff\xfe{"choices": []}',  # not UTF-8
+        b'{"choices": []}',
+        b'{"choices": [{"message": "hello"}]}',
+        b"[1, 2]",
+        b'"just a string"',
+        b"[" * 100_000 + b"]" * 100_000,  # nested too deeply for the JSON parser
+    ],
+)
+def test_a_malformed_server_reply_is_a_generation_error(openai_server: str, reply: bytes) -> None:
+    from advisor.generation import OpenAICompatibleGenerator
+
+    _Handler.replies.append(reply)
+    with pytest.raises(GenerationError) as info:
+        OpenAICompatibleGenerator(openai_server).chat([{"role": "user", "content": "q"}], max_tokens=5, timeout=10)
+    message = str(info.value)
+    assert "\n" not in message and openai_server in message
+    assert "malformed reply" in message and "OpenAI-compatible" in message
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [
+        {"prompt_tokens": "lots"},
+        [1],
+        "many",
+        {"prompt_tokens": None, "completion_tokens": -3},
+        {"prompt_tokens": 1e999},
+    ],
+)
+def test_malformed_usage_counts_are_ignored(openai_server: str, usage: object) -> None:
+    import json
+
+    from advisor.generation import OpenAICompatibleGenerator
+
+    choice = {"message": {"content": "Ask after the interview [1]."}, "finish_reason": "stop"}
+    _Handler.replies.append(json.dumps({"choices": [choice], "usage": usage}).encode())
+    out = OpenAICompatibleGenerator(openai_server).chat([{"role": "user", "content": "q"}], max_tokens=5, timeout=10)
+    assert out.text == "Ask after the interview [1]."
+    assert (out.prompt_tokens, out.completion_tokens) == (0, 0)
+
+
+def test_a_reply_that_is_not_http_is_a_generation_error() -> None:
+    import socket
+    import threading
+
+    from advisor.generation import OpenAICompatibleGenerator
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def answer_garbage() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HELLO, THIS IS NOT HTTP\r\n\r\n")
+
+    thread = threading.Thread(target=answer_garbage, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(GenerationError, match="malformed reply"):
+            OpenAICompatibleGenerator(f"http://127.0.0.1:{listener.getsockname()[1]}/v1").chat(
+                [{"role": "user", "content": "q"}], max_tokens=5, timeout=10
+            )
+    finally:
+        thread.join(timeout=10)
+        listener.close()
+
+
+def test_a_url_urllib_cannot_send_is_a_generation_error() -> None:
+    import socket
+
+    from advisor.generation import OpenAICompatibleGenerator
+
+    with socket.socket() as probe:  # a loopback port that nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # valid enough to make the generator, but http.client refuses the non-ASCII path (a ValueError)
+    gen = OpenAICompatibleGenerator(f"http://127.0.0.1:{port}/v\u00e9")
+    with pytest.raises(GenerationError) as info:
+        gen.chat([{"role": "user", "content": "q"}], max_tokens=5, timeout=5)
+    assert "\n" not in str(info.value) and "--llm-url" in str(info.value)
+
+
 # -- the native-build probe -----------------------------------------------------------
 
 SIGILL_CHILD = "import os, signal; os.kill(os.getpid(), signal.SIGILL)"

@@ -75,11 +75,21 @@ def _scenario(raw: Any, where: str, line: int) -> Scenario:
     if not isinstance(raw, dict):
         raise ScenarioError(f"{where}: each scenario must be a mapping with id, question, language")
     unknown = set(raw) - _FIELDS
-    if unknown:
-        raise ScenarioError(f"{where}: unknown field '{sorted(unknown)[0]}' (allowed: {', '.join(sorted(_FIELDS))})")
+    if unknown:  # keys may be any YAML scalar (``1: a``): compared as text
+        raise ScenarioError(
+            f"{where}: unknown field '{sorted(map(str, unknown))[0]}' (allowed: {', '.join(sorted(_FIELDS))})"
+        )
     for name in ("id", "question", "language"):
         if not isinstance(raw.get(name), str) or not raw[name].strip():
             raise ScenarioError(f"{where}: field '{name}' is missing or empty")
+    from advisor.api import MAX_QUESTION_CHARS  # the advisor's own limit (imported here: api is heavy)
+
+    size = len(" ".join(raw["question"].split()))  # measured as the advisor measures it
+    if size > MAX_QUESTION_CHARS:
+        raise ScenarioError(
+            f"{where}: the question of scenario {raw['id'].strip()!r} is {size} characters long; "
+            f"shorten it to at most {MAX_QUESTION_CHARS} (the advisor refuses longer questions)"
+        )
     if raw["language"] not in LANGUAGES:
         raise ScenarioError(f"{where}: field 'language' must be one of {', '.join(LANGUAGES)}, not {raw['language']!r}")
     abstain = raw.get("expect_abstain", False)
@@ -121,6 +131,11 @@ def load_scenarios(path: Path) -> list[Scenario]:
                 raw = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ScenarioError(f"{path}:{n}: invalid JSON ({exc.msg})") from None
+            except RecursionError:
+                raise ScenarioError(
+                    f"{path}:{n}: the JSON is nested too deeply to read; each line is one mapping "
+                    "with id, question, language"
+                ) from None
             items.append(_scenario(raw, f"{path}:{n}", n))
     elif path.suffix.lower() in {".yaml", ".yml"}:
         import yaml
@@ -136,6 +151,11 @@ def load_scenarios(path: Path) -> list[Scenario]:
             parts = [getattr(exc, "context", None), getattr(exc, "problem", None)]
             problem = " ".join(p for p in parts if p) or "invalid YAML"
             raise ScenarioError(f"{where}: {problem}") from None
+        except RecursionError:
+            raise ScenarioError(
+                f"{path}: the YAML is nested too deeply to read; a scenario file is a list of mappings "
+                "with id, question, language"
+            ) from None
         if not isinstance(data, list):
             raise ScenarioError(f"{path}: expected a list of scenarios at the top level")
         lines = [node.start_mark.line + 1 for node in getattr(nodes, "value", [])]

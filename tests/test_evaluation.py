@@ -82,6 +82,30 @@ def test_scenario_sets_cover_every_article_and_language(path: Path, min_in: int,
         ),
         ("", ".yaml", r"no scenarios|a list"),
         ("x", ".txt", r"\.yaml or \.jsonl"),
+        pytest.param(
+            "- {1: a, foo: b, id: x, question: q, language: en}\n", ".yaml", r":1 .*unknown field '1'", id="int-key"
+        ),
+        pytest.param("[" * 5000 + "]" * 5000 + "\n", ".yaml", r"s\.yaml: .*nested too deeply", id="deep-yaml"),
+        pytest.param('{"a": ' * 5000 + "1" + "}" * 5000 + "\n", ".jsonl", r":1: .*nested too deeply", id="deep-jsonl"),
+        pytest.param(
+            "- id: a\n  question: q\n  language: en\n  expect_abstain: true\n"
+            "- id: long-one\n  question: " + "word " * 500 + "\n  language: en\n  expect_abstain: true\n",
+            ".yaml",
+            r":5 .*'long-one' is 2499 characters long; shorten it to at most 2000",
+            id="long-question-yaml",
+        ),
+        pytest.param(
+            json.dumps({"id": "long-j", "question": "x " * 1500, "language": "en", "expect_abstain": True}) + "\n",
+            ".jsonl",
+            r":1: .*'long-j' is 2999 characters long; shorten it",
+            id="long-question-jsonl",
+        ),
+        pytest.param(
+            "- id: a\n  question: '  \t '\n  language: en\n  expect_abstain: true\n",
+            ".yaml",
+            r":1 .*'question' is missing or empty",
+            id="blank-question",
+        ),
     ],
 )
 def test_bad_scenario_files_name_the_line_and_field(tmp_path: Path, content: str, suffix: str, expected: str) -> None:
@@ -90,6 +114,21 @@ def test_bad_scenario_files_name_the_line_and_field(tmp_path: Path, content: str
     with pytest.raises(ScenarioError, match=expected) as info:
         load_scenarios(path)
     assert "\n" not in str(info.value)
+
+
+def test_a_question_at_the_advisors_limit_is_accepted(tmp_path: Path) -> None:
+    from advisor.api import MAX_QUESTION_CHARS
+
+    path = tmp_path / "s.jsonl"
+    rows = [
+        {"id": "at-limit", "question": "x" * MAX_QUESTION_CHARS, "language": "en", "expect_abstain": True},
+        {"id": "over", "question": "x" * (MAX_QUESTION_CHARS + 1), "language": "en", "expect_abstain": True},
+    ]
+    path.write_text(json.dumps(rows[0]) + "\n", encoding="utf-8")
+    assert [s.id for s in load_scenarios(path)] == ["at-limit"]
+    path.write_text(json.dumps(rows[1]) + "\n", encoding="utf-8")
+    with pytest.raises(ScenarioError, match=f"'over' is {MAX_QUESTION_CHARS + 1} characters long"):
+        load_scenarios(path)
 
 
 def test_missing_scenario_file(tmp_path: Path) -> None:

@@ -21,12 +21,15 @@ Heavy libraries are imported inside the backends, never at module level.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import logging
 import math
 import re
 import threading
+import warnings
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -237,6 +240,31 @@ class ConcatEmbedder:
         return self._join([p.embed_query(text) for p in self.parts])
 
 
+# Libraries that log or warn while a sentence-transformers model loads (e.g. "Could not
+# resolve the revision of '/nonexistent' ..." before the load fails).
+_LOAD_LOGGERS = ("sentence_transformers", "transformers", "huggingface_hub", "torch")
+
+
+@contextlib.contextmanager
+def _quiet_model_load() -> Iterator[None]:
+    """Silence the model libraries' loggers and Python warnings while a model loads.
+
+    A failed load is reported as one ``error:`` line by the caller; the libraries'
+    own chatter (on stderr, before it) would make that two or more lines. The
+    loggers' levels and the warning filters are restored afterwards.
+    """
+    saved = [(logger, logger.level) for logger in map(logging.getLogger, _LOAD_LOGGERS)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            for logger, _ in saved:
+                logger.setLevel(logging.CRITICAL + 1)
+            yield
+        finally:
+            for logger, level in saved:
+                logger.setLevel(level)
+
+
 class SentenceTransformerEmbedder:
     """Any sentence-transformers model, by hub name or local path."""
 
@@ -247,8 +275,15 @@ class SentenceTransformerEmbedder:
             raise ModelError(
                 'embedder \'st:...\' needs sentence-transformers: pip install "torch==2.13.0" ".[st]"'
             ) from exc
+        if model.startswith(("/", ".", "~")) and not Path(model).expanduser().exists():
+            # a path, never a hub name (those cannot start so): say so, rather than relay the hub's complaint
+            raise ModelError(
+                f"cannot load sentence-transformers model {model!r}: no such directory; pass an existing model "
+                "directory (--embedder st:/path/to/model or ADVISOR_EMBEDDER) or a hub model name"
+            )
         try:
-            self._model = SentenceTransformer(model, device=device)
+            with _quiet_model_load():
+                self._model = SentenceTransformer(model, device=device)
         except Exception as exc:  # hub errors, bad paths, corrupt files
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ModelError(

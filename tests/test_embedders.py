@@ -91,3 +91,31 @@ def test_bad_embedder_names_and_paths(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="cannot load sentence-transformers model") as info:
         make_embedder(f"st:{tmp_path / 'missing-model'}")
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["bad..name", "-bad"])  # names the hub rejects, after logging a warning
+def test_a_failed_st_load_logs_nothing_and_restores_the_loggers(
+    name: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import logging
+
+    monkeypatch.chdir(tmp_path)  # no folder of that name here
+    names = ("sentence_transformers", "transformers", "huggingface_hub")
+    library = logging.getLogger("sentence_transformers")
+    monkeypatch.setattr(library, "level", logging.INFO)  # put back by monkeypatch
+    levels = {n: logging.getLogger(n).level for n in names}
+    with caplog.at_level(logging.DEBUG), pytest.raises(ModelError, match="cannot load sentence-transformers model"):
+        make_embedder(f"st:{name}")
+    assert [r.getMessage() for r in caplog.records if r.name.split(".")[0] in names] == []  # the error says it all
+    assert {n: logging.getLogger(n).level for n in names} == levels  # restored after the load
+
+
+@pytest.mark.parametrize("name", ["/nonexistent-advisor-model", "./missing", "~/no-such-advisor-model"])
+def test_a_st_model_path_that_does_not_exist_says_so(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(ModelError, match="no such directory; pass an existing model directory") as info:
+        make_embedder(f"st:{name}")
+    assert name in str(info.value) and "\n" not in str(info.value)

@@ -322,3 +322,15 @@ def test_infinite_or_nan_settings_are_refused(tmp_path: Path, cli_env: dict[str,
         name, value = var.split("=")
         line = assert_one_line_error(run(["settings", "--json"], tmp_path, {**cli_env, name: value}), 6)
         assert "finite" in line and name in line
+
+
+@pytest.mark.parametrize("model", ["/nonexistent", "bad..name"])
+def test_a_sentence_transformers_model_that_cannot_load_is_one_error_line(
+    model: str, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    # sentence-transformers logs a warning of its own before such a load fails: it must not reach stderr
+    if Path(model).exists():
+        pytest.skip(f"{model} exists on this machine")
+    proc = run(["ask", QUESTION, "--no-llm", "--embedder", f"st:{model}"], tmp_path, cli_env)
+    line = assert_one_line_error(proc, 4)
+    assert model in line

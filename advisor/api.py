@@ -485,8 +485,18 @@ class Advisor:
             self, items, retrieval_only=retrieval_only, llm=llm, progress=progress, concurrency=concurrency
         )
 
+    def __enter__(self) -> Advisor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
-        """Release models and the store (they are also released with the object)."""
+        """Release models and the store (they are also released with the object).
+
+        The advisor stays usable: the next call loads what it needs again.
+        ``with Advisor(...) as adv:`` closes it at the end of the block.
+        """
         self._generator = None
         self._retriever = None
         self._store = None

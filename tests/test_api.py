@@ -735,3 +735,13 @@ def test_a_repeated_question_is_answered_from_the_cache(fake_advisor: Advisor, c
     fake_advisor.ingest([corpus_copy])
     third = fake_advisor.ask("When should I ask my contact for a good word?", llm=False)
     assert "answer served from the cache" not in third.notes
+
+
+def test_the_advisor_is_a_context_manager_and_usable_after_close(tmp_home: Path, corpus_copy: Path) -> None:
+    with Advisor(home=tmp_home, embedder=FakeEmbedder()) as adv:
+        adv.ingest([corpus_copy])
+        first = adv.ask("When should I ask my contact for a good word?", llm=False)
+    assert adv._store is None  # closed by the with block
+    again = adv.ask("When should I ask my contact for a good word?", llm=False)  # reopens what it needs
+    assert again.text == first.text
+    adv.close()

@@ -47,6 +47,19 @@ _ABSTAIN = {
 _FALLBACK_NOTE = "the model's answer had no supported citation; showing an extractive answer instead"
 
 
+def _path_list(value: Any, verb: str) -> list[str | os.PathLike[str]]:
+    """A path, or a sequence of paths, as a list; anything else is an InputError naming ``verb``."""
+    if isinstance(value, str | os.PathLike):
+        value = [value]
+    if not isinstance(value, Sequence | set | frozenset):
+        raise InputError(f"{verb} takes a path or a list of paths, not {type(value).__name__}")
+    items = list(value)
+    for item in items:
+        if not isinstance(item, str | os.PathLike) or not str(item).strip():
+            raise InputError(f"{verb} takes paths (text), not {item!r}; an empty path would mean the current folder")
+    return items
+
+
 def _repair_text(text: str) -> str:
     """Text from a terminal that is not UTF-8 (Python keeps its bytes as surrogates), made readable.
 
@@ -84,6 +97,8 @@ class Advisor:
             overrides["embedder"], embedder = embedder, None
         if isinstance(reranker, str):  # a name, as in settings: Advisor(reranker="st-cross:...")
             overrides["reranker"], reranker = reranker, None
+        if home is not None and not isinstance(home, str | os.PathLike):
+            raise InputError(f"home must be a path, not {type(home).__name__}")
         if settings is None:
             settings = load_settings(home=Path(home) if home is not None else None, **overrides)
         elif home is not None or overrides:
@@ -211,13 +226,17 @@ class Advisor:
 
     def ingest(
         self,
-        paths: Sequence[str | os.PathLike[str]] | None = None,
+        paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str] | None = None,
         *,
         progress: Progress | None = None,
         reindex: bool = False,
     ) -> IngestReport:
-        """Sync the store with ``paths`` (default: settings.corpus, else the bundled corpus)."""
-        targets = [Path(p) for p in paths] if paths else (list(self.settings.corpus) or [bundled_corpus()])
+        """Sync the store with ``paths`` (default: settings.corpus, else the bundled corpus).
+
+        ``paths``: a path or a list of paths (files or folders).
+        """
+        given = _path_list(paths, "ingest") if paths is not None else []
+        targets = [Path(p) for p in given] if given else (list(self.settings.corpus) or [bundled_corpus()])
         for target in targets:  # fail fast, before any model loads
             if not target.expanduser().exists():
                 raise DocumentError(f"no such file or directory: {target}; check the path to ingest")
@@ -252,15 +271,15 @@ class Advisor:
         """What the store holds, one row per document (nothing is ingested by asking)."""
         return stored_documents(self.store)
 
-    def remove(self, targets: Sequence[str | os.PathLike[str]]) -> IngestReport:
+    def remove(self, targets: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) -> IngestReport:
         """Forget stored documents by source id, file path or folder; the files are not touched.
 
         All or nothing: a target that matches no stored document raises
         :class:`DocumentError` before anything is deleted. Ingesting the file
         again brings it back.
         """
-        names = [str(t) for t in targets]
-        if not names or any(not n.strip() for n in names):
+        names = [str(t) for t in _path_list(targets, "remove")]
+        if not names:
             raise InputError("name what to remove: a source id or path from advisor sources")
         with self._locked():
             return remove_documents(self.store, names)
@@ -273,7 +292,9 @@ class Advisor:
     # -- retrieve ---------------------------------------------------------
     @staticmethod
     def _check_question(question: str) -> str:
-        q = _repair_text(str(question))
+        if not isinstance(question, str):
+            raise InputError(f"the question must be text (str), not {type(question).__name__}")
+        q = _repair_text(question)
         q = " ".join(q.split())
         if not q:
             raise InputError('the question is empty; ask something, e.g. advisor ask "When should I ask my contact?"')
@@ -291,6 +312,8 @@ class Advisor:
         added to the search query so that follow-ups ("and after that?") work.
         """
         q = self._check_question(question)
+        if k is not None and (not isinstance(k, int) or isinstance(k, bool)):
+            raise InputError(f"k must be a whole number between 1 and {MAX_K}, not {k!r}")
         if k is not None and not 1 <= k <= MAX_K:
             raise InputError(f"k must be between 1 and {MAX_K}, not {k}")
         _ = self.reranker  # a bad reranker fails before the first ingest, not after

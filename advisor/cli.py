@@ -449,9 +449,18 @@ def evaluate(
     as_json: JsonOpt = False,
 ) -> None:
     """Run a scenario file through one loaded advisor and write metrics and reports."""
-    from advisor.evaluation import check_floors, compare, load_scenarios, parse_floors, write_reports
+    from advisor.evaluation import (
+        check_floors,
+        compare,
+        deltas,
+        load_baseline,
+        load_scenarios,
+        parse_floors,
+        write_reports,
+    )
 
     parsed_floors = parse_floors(floors or [])
+    old = load_baseline(baseline) if baseline else None  # a bad baseline fails before the run, not after
     items = load_scenarios(scenarios)
     if tag:
         items = [s for s in items if set(tag) & set(s.tags)]
@@ -474,11 +483,14 @@ def evaluate(
     write_reports(report, out)
     failures = check_floors(report.summary, parsed_floors)
     if as_json:
-        _print_json({"summary": report.summary, "floors_failed": failures})
+        data: dict[str, Any] = {"summary": report.summary, "floors_failed": failures}
+        if old is not None:
+            data["baseline"] = deltas(report.summary, old)
+        _print_json(data)
     else:
         _echo(report.console_summary())
-        if baseline:
-            _echo(compare(report.summary, baseline))
+        if old is not None:
+            _echo(compare(report.summary, old))
         _echo(f"wrote {out}/results.jsonl, summary.json, report.md, junit.xml")
     for failure in failures:
         _echo(f"error: {failure}", err=True)

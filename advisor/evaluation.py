@@ -637,6 +637,8 @@ def parse_floors(specs: Sequence[str]) -> dict[str, float]:
             if not sep or not name.strip():
                 raise ValueError
             floors[name.strip()] = float(value)
+            if not math.isfinite(floors[name.strip()]):  # a nan floor would pass every run
+                raise ValueError
         except ValueError:
             raise InputError(f"--min takes METRIC=VALUE, e.g. --min evidence_hit@5=0.9, not {spec!r}") from None
     return floors
@@ -649,7 +651,8 @@ def check_floors(summary: dict[str, Any], floors: dict[str, float]) -> list[str]
     for name, floor in floors.items():
         if name not in overall:
             known = ", ".join(sorted(overall))
-            raise InputError(f"unknown metric {name!r} for --min; known: {known}")
+            hint = " (answers were not made: drop --retrieval-only to measure it)" if _answer_metric(name) else ""
+            raise InputError(f"metric {name!r} for --min was not measured in this run{hint}; measured: {known}")
         value = overall[name]
         if name == "false_abstain_rate" or name.endswith("_ms_p50") or name.endswith("_ms_p95"):
             if value > floor:
@@ -659,12 +662,37 @@ def check_floors(summary: dict[str, Any], floors: dict[str, float]) -> list[str]
     return out
 
 
-def compare(summary: dict[str, Any], baseline_path: Path) -> str:
-    """A table of overall metrics against an earlier ``summary.json``."""
+def _answer_metric(name: str) -> bool:
+    return name.startswith(("citation_", "grounded", "draft_groundedness", "language_match", "mode_", "generate_ms"))
+
+
+def load_baseline(baseline_path: Path) -> dict[str, Any]:
+    """The overall metrics of an earlier ``summary.json`` (read before a run, so a bad path fails fast)."""
     try:
         old = json.loads(Path(baseline_path).read_text(encoding="utf-8"))["overall"]
+        if not isinstance(old, dict):
+            raise TypeError("'overall' is not a mapping")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError(f"cannot read baseline {baseline_path}: {exc}; pass an earlier summary.json") from None
+    return old
+
+
+def deltas(summary: dict[str, Any], old: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per metric: baseline, now and (for numbers) delta."""
+    new = summary["overall"]
+    out: dict[str, dict[str, Any]] = {}
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        row: dict[str, Any] = {"baseline": a, "now": b}
+        if isinstance(a, int | float) and isinstance(b, int | float):
+            row["delta"] = round(b - a, 4)
+        out[key] = row
+    return out
+
+
+def compare(summary: dict[str, Any], baseline: Path | dict[str, Any]) -> str:
+    """A table of overall metrics against an earlier ``summary.json`` (a path, or its loaded metrics)."""
+    old = baseline if isinstance(baseline, dict) else load_baseline(baseline)
     new = summary["overall"]
     lines = [f"{'metric':<24}{'baseline':>10}{'now':>10}{'delta':>10}"]
     for key in sorted(set(old) | set(new)):

@@ -55,11 +55,10 @@ class Settings(BaseSettings):
     )
 
     embedder: str = Field(
-        "use-multilingual", description="use-multilingual | e5-small | use+e5 | st:<model name or path>"
+        "use-multilingual", description="use-multilingual | e5-small | use+e5 | minilm | st:<model name or path>"
     )
     embed_batch: int = Field(32, ge=1, description="texts per embedding call")
     chunk_tokens: int = Field(256, ge=16, description="maximum chunk size in embedder tokens")
-    chunk_overlap: int = Field(0, ge=0, description="sentences of overlap between consecutive chunks")
 
     k: int = Field(5, ge=1, le=50, description="passages given to the answer")
     candidates: int = Field(50, ge=1, description="candidates per retriever before fusion")
@@ -95,7 +94,11 @@ class Settings(BaseSettings):
     )
     llm_model_name: str = Field("local", description="model name sent to the OpenAI-compatible endpoint")
     n_ctx: int = Field(2048, ge=256, description="model context window (tokens)")
-    n_threads: int | None = Field(None, ge=1, description="CPU threads for the model; empty = all cores")
+    n_threads: int | None = Field(
+        None,
+        ge=1,
+        description="model CPU threads; empty = llama.cpp's default (half the cores generate, all prefill)",
+    )
     gloss: bool = Field(
         False,
         description="with a model, add a checked one-sentence translation to quotes in another language",

@@ -745,3 +745,28 @@ def test_the_advisor_is_a_context_manager_and_usable_after_close(tmp_home: Path,
     again = adv.ask("When should I ask my contact for a good word?", llm=False)  # reopens what it needs
     assert again.text == first.text
     adv.close()
+
+
+def test_wrong_argument_types_are_input_errors(fake_advisor: Advisor, corpus_copy: Path, tmp_path: Path) -> None:
+    # Regression: ingest([""]) ingested the current folder; ask(123) answered "123";
+    # k="3" and remove(None) escaped as TypeError; a plain string was read letter by letter.
+    fake_advisor.ingest(str(corpus_copy))  # one path, not a list: the whole folder, not its letters
+    count = fake_advisor.store.count()
+    assert count > 0
+    for bad in ([""], ["  "], [None], None.__class__, 42):
+        with pytest.raises(InputError):
+            fake_advisor.ingest(bad)  # type: ignore[arg-type]
+    for bad in (None, [None], 42, [""]):
+        with pytest.raises(InputError):
+            fake_advisor.remove(bad)  # type: ignore[arg-type]
+    for question in (123, None, b"when to ask"):
+        with pytest.raises(InputError, match="must be text"):
+            fake_advisor.ask(question, llm=False)  # type: ignore[arg-type]
+    for k in ("3", 3.5, True):
+        with pytest.raises(InputError, match="whole number"):
+            fake_advisor.ask("When should I ask?", k=k, llm=False)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="home must be a path"):
+        Advisor(home=123)  # type: ignore[arg-type]
+    assert fake_advisor.store.count() == count  # nothing was ingested or removed by the mistakes
+    report = fake_advisor.remove("good-word-timing")  # one id, not a list
+    assert report.removed == 1

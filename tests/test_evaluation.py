@@ -190,10 +190,29 @@ def test_floors_and_ceilings() -> None:
     assert len(failures) == 2
     assert any("below its floor" in f for f in failures) and any("above its ceiling" in f for f in failures)
     assert check_floors(summary, parse_floors(["source_hit@5=0.8"])) == []
-    with pytest.raises(InputError, match="unknown metric"):
+    with pytest.raises(InputError, match="'hit@7' for --min was not measured"):
         check_floors(summary, {"hit@7": 1.0})
-    with pytest.raises(InputError, match="METRIC=VALUE"):
-        parse_floors(["source_hit@5"])
+    with pytest.raises(InputError, match="drop --retrieval-only"):
+        check_floors(summary, {"citation_valid": 1.0})  # an answer metric, absent from a retrieval-only run
+    for bad in (["source_hit@5"], ["source_hit@5=nan"], ["source_hit@5=inf"], ["source_hit@5=-inf"]):
+        with pytest.raises(InputError, match="METRIC=VALUE"):  # a nan floor would pass every run
+            parse_floors(bad)
+
+
+def test_a_baseline_is_read_before_the_run_and_compared(tmp_path: Path) -> None:
+    from advisor.evaluation import deltas, load_baseline
+
+    with pytest.raises(InputError, match="cannot read baseline"):
+        load_baseline(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text('{"overall": [1, 2]}', encoding="utf-8")
+    with pytest.raises(InputError, match="cannot read baseline"):
+        load_baseline(tmp_path / "bad.json")
+    (tmp_path / "old.json").write_text('{"overall": {"mrr": 0.5, "pass_rate": 0.7}}', encoding="utf-8")
+    old = load_baseline(tmp_path / "old.json")
+    rows = deltas({"overall": {"mrr": 0.75, "scenarios": 3.0}}, old)
+    assert rows["mrr"] == {"baseline": 0.5, "now": 0.75, "delta": 0.25}
+    assert rows["pass_rate"] == {"baseline": 0.7, "now": None} and rows["scenarios"]["baseline"] is None
+    assert "+0.25" in compare({"overall": {"mrr": 0.75}}, old)
 
 
 # -- end to end, with a real advisor and a deliberately broken retriever ------------
@@ -233,6 +252,10 @@ def test_eval_cli_writes_reports_and_a_broken_retriever_fails_the_gate(
     assert result.exit_code == 1
     assert "source_hit@5" in result.output and "below its floor" in result.output
     assert "baseline" in result.output  # the delta table was printed
+    as_json = _eval_cli(home, tmp_path / "json", "--baseline", str(healthy_out / "summary.json"), "--json")
+    assert as_json.exit_code == 1
+    delta = json.loads(as_json.stdout)["baseline"]["source_hit@5"]  # regression: --json dropped the baseline
+    assert delta["baseline"] == healthy["source_hit@5"] and delta["delta"] < 0
     broken = json.loads((broken_out / "summary.json").read_text(encoding="utf-8"))["overall"]
     assert broken["source_hit@5"] < healthy["source_hit@5"]
     suite = ET.parse(broken_out / "junit.xml").getroot()

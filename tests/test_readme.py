@@ -31,3 +31,17 @@ def test_both_commands_build_llama_cpp_portably_and_pin_torch_for_tests() -> Non
     assert '"torch==2.13.0"' in test_command  # an unpinned torch resolves to a multi-GB CUDA build
     assert "torch" not in install  # the default install needs no torch
     assert "advisor ask" in install
+
+
+def test_the_readme_settings_table_lists_every_setting_and_nothing_else() -> None:
+    from advisor.settings import Settings
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Settings") :]
+    section = section[: section.index("\n## ", 5)]
+    names: set[str] = set()
+    for line in section.splitlines():
+        m = re.match(r"\|\s*([a-z_0-9, ]+?)\s*\|", line)
+        if m and m.group(1) != "setting":
+            names.update(n.strip() for n in m.group(1).split(","))
+    assert names == set(Settings.model_fields)

@@ -394,8 +394,9 @@ def chat(
     history: list[str] = []
     _echo("advisor chat: ask a question (an empty line or Ctrl-D ends the session)", err=True)
     while True:
+        _echo("you> ", err=True, nl=False)  # the prompt goes to stderr: stdout holds only answers
         try:
-            line = input("you> ")
+            line = input()
         except EOFError:
             break
         if not line.strip():

@@ -334,3 +334,24 @@ def test_a_sentence_transformers_model_that_cannot_load_is_one_error_line(
     proc = run(["ask", QUESTION, "--no-llm", "--embedder", f"st:{model}"], tmp_path, cli_env)
     line = assert_one_line_error(proc, 4)
     assert model in line
+
+
+def test_chat_answers_follow_ups_survives_a_bad_question_and_keeps_stdout_for_answers(
+    home_copy: Path, cli_env: dict[str, str]
+) -> None:
+    session = "\n".join(["When should I ask my contact for a good word?", "x" * 2500, "And how should I ask?", "", ""])
+    proc = subprocess.run(
+        [str(ADVISOR_BIN), "chat", "--no-llm"],
+        input=session,
+        capture_output=True,
+        text=True,
+        env={**cli_env, "ADVISOR_HOME": str(home_copy)},
+        timeout=240,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout.count("Sources:") == 2  # two answers; the over-long question did not end the session
+    errors = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "2500 characters" in errors[0]
+    assert "you>" not in proc.stdout and "you>" in proc.stderr  # the prompt never mixes into the answers

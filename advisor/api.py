@@ -55,8 +55,11 @@ def _path_list(value: Any, verb: str) -> list[str | os.PathLike[str]]:
         raise InputError(f"{verb} takes a path or a list of paths, not {type(value).__name__}")
     items = list(value)
     for item in items:
-        if not isinstance(item, str | os.PathLike) or not str(item).strip():
-            raise InputError(f"{verb} takes paths (text), not {item!r}; an empty path would mean the current folder")
+        if not isinstance(item, str | os.PathLike):
+            raise InputError(f"{verb} takes paths (text), not {item!r}")
+        if not str(item).strip():  # Path("") is the current folder: never what was meant
+            what = "a source id or path from advisor sources" if verb == "remove" else "a file or folder"
+            raise InputError(f"an empty name was given to {verb}; name {what}")
     return items
 
 

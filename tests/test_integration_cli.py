@@ -199,7 +199,7 @@ SCENARIOS = Path(__file__).parent / "scenarios" / "smoke.jsonl"
         (["eval", str(SCENARIOS), "--concurrency", "0"], 2, "--concurrency must be at least 1"),
         (["eval", "missing.yaml"], 7, "scenario file not found"),
         (["models", "pull", "no-such-model"], 4, "no-such-model"),
-        (["remove", " "], 2, "name what to remove"),
+        (["remove", " "], 2, "an empty name was given to remove; name a source id or path"),
     ],
 )
 def test_more_user_errors_are_one_line_with_their_exit_code(

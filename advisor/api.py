@@ -24,7 +24,8 @@ from advisor.lang import detect_language
 from advisor.prompts import fit_messages, gloss_messages
 from advisor.rerank import Reranker, make_reranker
 from advisor.retrieval import Retrieval, Retriever, word_threshold
-from advisor.settings import Settings, load_settings
+from advisor.safety import MAX_QUESTION_CHARS, clean_question
+from advisor.settings import MAX_K, Settings, load_settings
 from advisor.store import ChromaStore, open_store
 from advisor.types import Answer, DocumentInfo, IngestReport, Passage, embedding_text
 from advisor.wordmatch import WordMatcher
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
 
 __all__ = ["LOCK_WAIT", "MAX_K", "MAX_QUESTION_CHARS", "Advisor"]
 
-MAX_QUESTION_CHARS = 2000
-MAX_K = 50  # as Settings.k allows
 ANSWER_CACHE_SIZE = 128
 LOCK_WAIT = 1.5  # seconds a second writer waits for the store lock before giving up
 
@@ -47,8 +46,8 @@ _ABSTAIN = {
 _FALLBACK_NOTE = "the model's answer had no supported citation; showing an extractive answer instead"
 
 
-def _path_list(value: Any, verb: str) -> list[str | os.PathLike[str]]:
-    """A path, or a sequence of paths, as a list; anything else is an InputError naming ``verb``."""
+def _path_list(value: Any, verb: str, what: str) -> list[str | os.PathLike[str]]:
+    """A path, or a sequence of paths, as a list; anything else is an InputError naming ``verb`` and ``what``."""
     if isinstance(value, str | os.PathLike):
         value = [value]
     if not isinstance(value, Sequence | set | frozenset):
@@ -58,24 +57,8 @@ def _path_list(value: Any, verb: str) -> list[str | os.PathLike[str]]:
         if not isinstance(item, str | os.PathLike):
             raise InputError(f"{verb} takes paths (text), not {item!r}")
         if not str(item).strip():  # Path("") is the current folder: never what was meant
-            what = "a source id or path from advisor sources" if verb == "remove" else "a file or folder"
             raise InputError(f"an empty name was given to {verb}; name {what}")
     return items
-
-
-def _repair_text(text: str) -> str:
-    """Text from a terminal that is not UTF-8 (Python keeps its bytes as surrogates), made readable.
-
-    Such bytes are read as Windows-1252, as for documents: a Latin-1 terminal's
-    "¿Cuándo?" arrives intact instead of failing deep inside the embedder.
-    Other control characters (NUL, escapes) become spaces.
-    """
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raw = text.encode("utf-8", "surrogateescape")
-        text = raw.decode("cp1252", errors="replace")
-    return "".join(ch if ch.isprintable() or ch.isspace() else " " for ch in text)
 
 
 class Advisor:
@@ -238,7 +221,7 @@ class Advisor:
 
         ``paths``: a path or a list of paths (files or folders).
         """
-        given = _path_list(paths, "ingest") if paths is not None else []
+        given = _path_list(paths, "ingest", "a file or folder") if paths is not None else []
         targets = [Path(p) for p in given] if given else (list(self.settings.corpus) or [bundled_corpus()])
         for target in targets:  # fail fast, before any model loads
             if not target.expanduser().exists():
@@ -281,7 +264,7 @@ class Advisor:
         :class:`DocumentError` before anything is deleted. Ingesting the file
         again brings it back.
         """
-        names = [str(t) for t in _path_list(targets, "remove")]
+        names = [str(t) for t in _path_list(targets, "remove", "a source id or path from advisor sources")]
         if not names:
             raise InputError("name what to remove: a source id or path from advisor sources")
         with self._locked():
@@ -297,8 +280,7 @@ class Advisor:
     def _check_question(question: str) -> str:
         if not isinstance(question, str):
             raise InputError(f"the question must be text (str), not {type(question).__name__}")
-        q = _repair_text(question)
-        q = " ".join(q.split())
+        q = clean_question(question)
         if not q:
             raise InputError('the question is empty; ask something, e.g. advisor ask "When should I ask my contact?"')
         if len(q) > MAX_QUESTION_CHARS:

@@ -11,7 +11,6 @@ import functools
 import json
 import math
 import os
-import re
 import sys
 import textwrap
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from advisor.errors import AdvisorError, InputError
+from advisor.safety import CONTROL_CHARS
 
 if TYPE_CHECKING:
     from advisor.api import Advisor
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["app", "main"]
 
-MAX_K = 50  # as advisor.api.MAX_K and Settings.k (api is not imported here: it loads numpy)
+MAX_K = 50  # settings.MAX_K (settings is not imported here: pydantic would slow --help)
 
 app = typer.Typer(
     name="advisor",
@@ -108,24 +108,19 @@ GlossOpt = Annotated[
 ]
 
 # Control characters from documents, file names or a model must not reach the
-# terminal: ESC sequences can retitle it, write the clipboard (OSC 52) or hide
-# text, and a newline in a file name could forge an "error:" line. Text output
-# shows them as U+FFFD; --json output escapes them as JSON does.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-
-
-def _safe(text: str) -> str:
-    """``text`` with control characters replaced; newlines and tabs stay."""
-    return _CONTROL.sub("\ufffd", text)
+# terminal (safety.CONTROL_CHARS): every text line goes through _echo, which
+# shows them as U+FFFD, and _line keeps an untrusted value on its line, so a
+# newline in a file name cannot forge an "error:" line. --json output escapes
+# them as JSON does.
 
 
 def _line(text: str) -> str:
     """``text`` for one line of output: newlines and tabs are replaced too."""
-    return _safe(text).replace("\n", "\ufffd").replace("\t", " ")
+    return text.replace("\n", "\ufffd").replace("\t", " ")
 
 
 def _echo(message: str = "", *, err: bool = False, nl: bool = True) -> None:
-    typer.echo(_safe(message), err=err, nl=nl)
+    typer.echo(CONTROL_CHARS.sub("\ufffd", message), err=err, nl=nl)
 
 
 def _finite(data: Any) -> Any:
@@ -294,7 +289,7 @@ def remove(
         _print_json(report.to_dict())
     else:
         _echo(f"{report.removed} removed ({report.chunks_removed} chunks deleted)")
-    if not adv.documents():
+    if adv.store.count() == 0:
         _echo("warning: the store is now empty; the next question ingests the bundled corpus again", err=True)
 
 

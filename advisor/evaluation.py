@@ -24,6 +24,7 @@ from advisor.citations import MARKER_RE
 from advisor.errors import InputError, ScenarioError
 from advisor.lang import LANGUAGES, detect_language
 from advisor.retrieval import abstain_threshold
+from advisor.safety import MAX_QUESTION_CHARS, clean_question
 from advisor.types import Answer, Passage
 
 if TYPE_CHECKING:
@@ -82,9 +83,7 @@ def _scenario(raw: Any, where: str, line: int) -> Scenario:
     for name in ("id", "question", "language"):
         if not isinstance(raw.get(name), str) or not raw[name].strip():
             raise ScenarioError(f"{where}: field '{name}' is missing or empty")
-    from advisor.api import MAX_QUESTION_CHARS  # the advisor's own limit (imported here: api is heavy)
-
-    size = len(" ".join(raw["question"].split()))  # measured as the advisor measures it
+    size = len(clean_question(raw["question"]))  # measured as the advisor measures it
     if size > MAX_QUESTION_CHARS:
         raise ScenarioError(
             f"{where}: the question of scenario {raw['id'].strip()!r} is {size} characters long; "

@@ -24,7 +24,7 @@ from advisor.chunking import CHUNKER_VERSION, chunk_document
 from advisor.embedders import Embedder
 from advisor.errors import DocumentError
 from advisor.lang import detect_language
-from advisor.safety import looks_like_instructions
+from advisor.safety import decode_text, looks_like_instructions
 from advisor.store import ChromaStore
 from advisor.types import Chunk, Document, DocumentInfo, IngestReport
 from advisor.wordmatch import WordMatcher
@@ -160,10 +160,8 @@ def discover(paths: Sequence[Path]) -> tuple[list[_Found], list[str]]:
 
 
 def _decode(data: bytes, path: Path) -> tuple[str, str]:
-    try:
-        return data.decode("utf-8-sig"), ""
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace"), f"{path} is not UTF-8; read it as Windows-1252"
+    text, utf8 = decode_text(data)
+    return text, "" if utf8 else f"{path} is not UTF-8; read it as Windows-1252"
 
 
 def _doc_id(found: _Found) -> str:
@@ -414,9 +412,9 @@ def ingest_paths(
         # read under the new one): its chunks go. A file the walk skips but the
         # user once named explicitly (a dotfile, another suffix) still exists
         # and keeps its chunks.
-        under = any(Path(old.path) == r or Path(old.path).is_relative_to(r) for r in scanned)
-        gone = not Path(old.path).exists() or old.path in found_paths
-        if doc_id not in seen_ids and under and gone:
+        if doc_id in seen_ids or not any(Path(old.path) == r or Path(old.path).is_relative_to(r) for r in scanned):
+            continue
+        if old.path in found_paths or not Path(old.path).exists():  # stat only what is under a scanned root
             store.delete(sorted(old.ids))
             report.removed += 1
             report.chunks_removed += len(old.ids)

@@ -8,13 +8,31 @@
   close the data block, open a new chat turn or pose as a citation.
 * :func:`strip_remote_content` removes markdown images and raw links from model
   output so nothing is fetched when an answer is rendered.
+* :data:`CONTROL_CHARS` are the characters that must never reach a terminal
+  (C0/C1 controls, bidi overrides); :func:`decode_text` reads bytes as UTF-8,
+  else Windows-1252 (documents, and questions from a terminal that is not
+  UTF-8); :func:`clean_question` is a question as the advisor searches it.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["looks_like_instructions", "neutralise", "strip_remote_content"]
+__all__ = [
+    "CONTROL_CHARS",
+    "MAX_QUESTION_CHARS",
+    "clean_question",
+    "decode_text",
+    "looks_like_instructions",
+    "neutralise",
+    "strip_remote_content",
+]
+
+MAX_QUESTION_CHARS = 2000  # longer questions are refused (one situation at a time)
+
+# Escape sequences can retitle a terminal, write its clipboard (OSC 52) or hide
+# text; bidi overrides reorder what is shown. Newlines and tabs are not listed.
+CONTROL_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 _INSTRUCTION_PATTERNS = [
     r"\bignore\b.{0,40}\b(instructions?|prompts?|rules|above|previous)\b",
@@ -74,3 +92,24 @@ def strip_remote_content(text: str) -> str:
     text = _IMAGE_RE.sub(lambda m: m.group(1), text)
     text = _LINK_RE.sub(lambda m: m.group(1), text)
     return _URL_RE.sub("[link removed]", text)
+
+
+def decode_text(data: bytes) -> tuple[str, bool]:
+    """``data`` as text and whether it was UTF-8; other bytes are read as Windows-1252."""
+    try:
+        return data.decode("utf-8-sig"), True
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace"), False
+
+
+def clean_question(question: str) -> str:
+    """A question as the advisor searches it: readable, without control characters, whitespace collapsed.
+
+    A terminal that is not UTF-8 hands Python its bytes as surrogates: they are
+    read as Windows-1252, as documents are, so "¿Cuándo?" arrives intact.
+    """
+    try:
+        question.encode("utf-8")
+    except UnicodeEncodeError:
+        question, _ = decode_text(question.encode("utf-8", "surrogateescape"))
+    return " ".join(CONTROL_CHARS.sub(" ", question).split())

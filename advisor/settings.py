@@ -21,7 +21,9 @@ from pydantic_settings import (
 
 from advisor.errors import ConfigError
 
-__all__ = ["Settings", "default_home", "describe_settings", "load_settings"]
+__all__ = ["MAX_K", "Settings", "default_home", "describe_settings", "load_settings"]
+
+MAX_K = 50  # the most passages an answer may be given
 
 
 def default_home() -> Path:
@@ -60,7 +62,7 @@ class Settings(BaseSettings):
     embed_batch: int = Field(32, ge=1, description="texts per embedding call")
     chunk_tokens: int = Field(256, ge=16, description="maximum chunk size in embedder tokens")
 
-    k: int = Field(5, ge=1, le=50, description="passages given to the answer")
+    k: int = Field(5, ge=1, le=MAX_K, description="passages given to the answer")
     candidates: int = Field(50, ge=1, description="candidates per retriever before fusion")
     hybrid: bool = Field(
         False,

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from advisor import Advisor
+from advisor.errors import AdvisorError
 from advisor.evaluation import load_scenarios
 
 KEYS = [
@@ -40,14 +41,21 @@ def _value(raw: str) -> object:
 
 
 def main(argv: list[str]) -> int:
-    if not argv:
+    if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
-        return 2
-    scenarios = load_scenarios(Path(argv[0]))
+        return 0 if argv else 2
     grid = {}
     for spec in argv[1:]:
-        name, _, values = spec.partition("=")
+        name, eq, values = spec.partition("=")
+        if not eq or not name or not values:
+            print(f"error: {spec!r} is not NAME=VALUE[,VALUE...]; see python scripts/sweep.py --help", file=sys.stderr)
+            return 2
         grid[name] = [_value(v) for v in values.split(",")]
+    try:
+        scenarios = load_scenarios(Path(argv[0]))
+    except AdvisorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     names = list(grid)
     print("| " + " | ".join(names + KEYS) + " |")
     print("|---" * (len(names) + len(KEYS)) + "|")

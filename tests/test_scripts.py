@@ -39,3 +39,12 @@ def test_sweep_and_rerank_latency_scripts_import_and_explain_themselves() -> Non
     for name in ("sweep", "rerank_latency"):
         module = load_script(name)
         assert module.__doc__ and "python scripts/" in module.__doc__
+
+
+def test_sweep_explains_itself_and_refuses_bad_arguments_in_one_line(capsys: object) -> None:
+    sweep = load_script("sweep")
+    assert sweep.main(["--help"]) == 0
+    assert sweep.main(["tests/scenarios/shipped.yaml", "k"]) == 2
+    assert sweep.main([str(SCRIPTS / "no-such-file.yaml")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()  # type: ignore[attr-defined]
+    assert len(err) == 2 and all(line.startswith("error: ") for line in err)

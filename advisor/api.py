@@ -19,7 +19,14 @@ from advisor.citations import add_gloss, clean_gloss, excerpts, extractive_answe
 from advisor.embedders import Embedder, SentenceMemo, make_embedder
 from advisor.errors import DocumentError, InputError, StoreError, StoreLockedError
 from advisor.generation import Generator, LlamaCppGenerator, OpenAICompatibleGenerator, bundled_model_path
-from advisor.ingest import Progress, bundled_corpus, ingest_paths, remove_documents, stored_documents
+from advisor.ingest import (
+    Progress,
+    bundled_corpus,
+    ingest_paths,
+    remove_documents,
+    source_changes,
+    stored_documents,
+)
 from advisor.lang import detect_language
 from advisor.prompts import fit_messages, gloss_messages
 from advisor.rerank import Reranker, make_reranker
@@ -342,14 +349,16 @@ class Advisor:
         )
         cacheable = self.settings.temperature == 0 and on_token is None
         if cacheable and key in self._answers:
-            hit = copy.deepcopy(self._answers[key])
-            hit.notes = [*hit.notes, "answer served from the cache"]
-            return hit
-        answer = self.answer(found, llm=llm, on_token=on_token, timeout=timeout)
-        if cacheable and answer.notes == [n for n in answer.notes if "deadline" not in n]:
-            self._answers[key] = copy.deepcopy(answer)
-            while len(self._answers) > ANSWER_CACHE_SIZE:
-                self._answers.pop(next(iter(self._answers)))
+            answer = copy.deepcopy(self._answers[key])
+            answer.notes = [*answer.notes, "answer served from the cache"]
+        else:
+            answer = self.answer(found, llm=llm, on_token=on_token, timeout=timeout)
+            if cacheable and answer.notes == [n for n in answer.notes if "deadline" not in n]:
+                self._answers[key] = copy.deepcopy(answer)
+                while len(self._answers) > ANSWER_CACHE_SIZE:
+                    self._answers.pop(next(iter(self._answers)))
+        # checked on every call, cached or not: files change between questions
+        answer.notes.extend(source_changes(answer.citations))
         return answer
 
     def answer(

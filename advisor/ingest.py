@@ -26,7 +26,7 @@ from advisor.errors import DocumentError
 from advisor.lang import detect_language
 from advisor.safety import decode_text, looks_like_instructions
 from advisor.store import ChromaStore
-from advisor.types import Chunk, Document, DocumentInfo, IngestReport
+from advisor.types import Chunk, Document, DocumentInfo, IngestReport, Passage
 from advisor.wordmatch import WordMatcher
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "ingest_paths",
     "read_document",
     "remove_documents",
+    "source_changes",
     "stored_documents",
 ]
 
@@ -250,6 +251,42 @@ def remove_documents(store: ChromaStore, targets: Sequence[str]) -> IngestReport
         store.bump_version()
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def source_changes(passages: Sequence[Passage]) -> list[str]:
+    """One line for each cited file that no longer holds the quoted text where the citation says.
+
+    A citation names a file and character offsets; a file edited, moved or deleted
+    after it was ingested would make that pointer wrong while the quote (the
+    stored copy) still reads well. Each file is read at most once.
+    """
+    lines: list[str] = []
+    texts: dict[str, str | None] = {}
+    reported: set[str] = set()
+    for p in passages:
+        if not p.path or p.path in reported:
+            continue
+        if p.path not in texts:
+            try:
+                path = Path(p.path)
+                size = path.stat().st_size
+                texts[p.path] = decode_text(path.read_bytes())[0] if size <= MAX_BYTES else ""
+            except OSError:
+                texts[p.path] = None
+        text = texts[p.path]
+        if text is None or text[p.start : p.end] != p.text:
+            reported.add(p.path)
+        if text is None:
+            lines.append(
+                f"{p.path} is gone (moved or deleted since it was ingested); the quote is the stored copy; "
+                f"advisor ingest its new location, or advisor remove {p.source}"
+            )
+        elif text[p.start : p.end] != p.text:
+            lines.append(
+                f"{p.path} has changed since it was ingested; the quote is the stored copy; "
+                f"advisor ingest {p.path} to update it"
+            )
+    return lines
 
 
 def _chunk_meta(doc: Document, chunk: Chunk, n_chunks: int, root: Path, chunking: str) -> dict[str, Any]:

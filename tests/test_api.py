@@ -353,6 +353,31 @@ def test_k_below_one_is_an_input_error(fake_advisor: Advisor, k: int) -> None:
         fake_advisor.retrieve("when should I ask?", k=k)
 
 
+def test_a_citation_whose_file_changed_or_went_away_says_so(fake_advisor: Advisor, corpus_copy: Path) -> None:
+    question = "Sollten Sie sich auf LinkedIn mit dem Interviewer verbinden?"
+    fake_advisor.ingest([corpus_copy])
+    answer = fake_advisor.ask(question, llm=False)
+    assert answer.citations and not [n for n in answer.notes if "since it was ingested" in n]
+    cited = Path(answer.citations[0].path)
+    original = cited.read_bytes()
+
+    cited.write_bytes(b"A new first line.\n" + original)  # every offset after it moves
+    for _ in range(2):  # fresh, then served from the answer cache: both are checked
+        notes = [n for n in fake_advisor.ask(question, llm=False).notes if "since it was ingested" in n]
+        assert notes == [
+            f"{cited} has changed since it was ingested; the quote is the stored copy; "
+            f"advisor ingest {cited} to update it"
+        ]
+
+    cited.unlink()
+    notes = [n for n in fake_advisor.ask(question, llm=False).notes if "since it was ingested" in n]
+    assert len(notes) == 1 and notes[0].startswith(f"{cited} is gone")
+    assert f"advisor remove {answer.citations[0].source}" in notes[0]
+
+    cited.write_bytes(original)  # back as it was: nothing to say
+    assert not [n for n in fake_advisor.ask(question, llm=False).notes if "since it was ingested" in n]
+
+
 def test_first_question_ingests_the_bundled_corpus(fake_advisor: Advisor, corpus_dir: Path) -> None:
     passages = fake_advisor.retrieve("LinkedIn Interviewer Vorstellungsgespräch verbinden", k=3)
     assert fake_advisor.store.count() > 0

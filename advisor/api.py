@@ -17,14 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 from advisor.citations import add_gloss, clean_gloss, excerpts, extractive_answer, quoted_parts, resolve_markers, verify
 from advisor.embedders import Embedder, SentenceMemo, make_embedder
-from advisor.errors import DocumentError, InputError, StoreError, StoreLockedError
+from advisor.errors import AdvisorError, DocumentError, InputError, StoreError, StoreLockedError
 from advisor.generation import Generator, LlamaCppGenerator, OpenAICompatibleGenerator, bundled_model_path
 from advisor.ingest import (
     Progress,
+    bundle_key,
     bundled_corpus,
     ingest_paths,
     remove_documents,
     source_changes,
+    stale_bundled_files,
     stored_documents,
 )
 from advisor.lang import detect_language
@@ -108,6 +110,7 @@ class Advisor:
         self._retriever: Retriever | None = None
         self._words: WordMatcher | None = None
         self._answers: dict[tuple[Any, ...], Answer] = {}
+        self._bundle_checked = False  # see _ensure_corpus
         self._topics: tuple[tuple[int, int], list[str]] | None = None
 
     # -- components, loaded on first use ---------------------------------
@@ -278,9 +281,32 @@ class Advisor:
             return remove_documents(self.store, names)
 
     def _ensure_corpus(self) -> None:
-        """First use: an empty store is filled with the default corpus."""
+        """First use: an empty store is filled with the default corpus.
+
+        Once per advisor, the bundled articles are also followed to this
+        install: a store filled by another install (an old virtualenv) or an
+        older corpus is brought to this install's copies, so that citations
+        name files that exist and hold the quoted text.
+        """
         if self.store.count() == 0:
             self.ingest()
+        if self._bundle_checked:
+            return
+        self._bundle_checked = True
+        marker = self.settings.home / "bundled-corpus"
+        try:
+            key = bundle_key()
+            if not key or (marker.is_file() and marker.read_text(encoding="utf-8") == key):
+                return
+        except OSError:
+            return
+        try:
+            stale = stale_bundled_files(self.store)
+            if stale:
+                self.ingest(stale)
+            marker.write_text(key, encoding="utf-8")
+        except (AdvisorError, OSError):
+            pass  # a read-only or busy home: the stored copies still answer, and notes say they moved
 
     # -- retrieve ---------------------------------------------------------
     @staticmethod

@@ -32,12 +32,14 @@ from advisor.wordmatch import WordMatcher
 __all__ = [
     "MANIFEST",
     "TEXT_SUFFIXES",
+    "bundle_key",
     "bundled_corpus",
     "discover",
     "ingest_paths",
     "read_document",
     "remove_documents",
     "source_changes",
+    "stale_bundled_files",
     "stored_documents",
 ]
 
@@ -82,6 +84,25 @@ class _StoredDoc:
     path: str = ""
     title: str = ""
     lang: str = ""
+    bundled: bool = False
+
+
+def _installed_bundle() -> Path | None:
+    """The bundled corpus folder of this install, resolved, if it is there."""
+    try:
+        return bundled_corpus().resolve()
+    except DocumentError:
+        return None
+
+
+def _from_a_bundle(path: str, flagged: bool) -> bool:
+    """Whether a stored document came from advisor's bundled corpus (of any install).
+
+    Chunks stored since the flag exists say so; older ones are recognised by the
+    wheel's layout (``…/advisor/_corpus/<file>``).
+    """
+    folder = Path(path).parent
+    return flagged or (folder.name == "_corpus" and folder.parent.name == "advisor")
 
 
 def _read_manifest(folder: Path) -> dict[str, _Meta]:
@@ -198,6 +219,7 @@ def _stored_docs(store: ChromaStore) -> dict[str, _StoredDoc]:
         doc.path = str(meta.get("path", ""))
         doc.title = str(meta.get("title", ""))
         doc.lang = str(meta.get("lang", ""))
+        doc.bundled = _from_a_bundle(doc.path, bool(meta.get("bundled", False)))
     return docs
 
 
@@ -253,6 +275,37 @@ def remove_documents(store: ChromaStore, targets: Sequence[str]) -> IngestReport
     return report
 
 
+def bundle_key() -> str:
+    """What identifies this install's bundled corpus: its folder and its files' sizes and times."""
+    bundle = _installed_bundle()
+    if bundle is None:
+        return ""
+    files = sorted(bundle.iterdir())
+    return "\n".join([str(bundle), *(f"{f.name} {f.stat().st_size} {f.stat().st_mtime_ns}" for f in files)])
+
+
+def stale_bundled_files(store: ChromaStore) -> list[Path]:
+    """Files of this install's bundled corpus whose stored copies came from elsewhere or differ.
+
+    After advisor is installed again (a new virtualenv, another Python), the
+    store still cites the old install's copies of the bundled articles; these
+    are the files to ingest so that it cites this install's, with their current
+    text. Articles the user removed stay removed; none are added.
+    """
+    bundle = _installed_bundle()
+    if bundle is None:
+        return []
+    files = {meta.doc_id: bundle / name for name, meta in _read_manifest(bundle).items()}
+    stale: list[Path] = []
+    for doc_id, doc in _stored_docs(store).items():
+        file = files.get(doc_id)
+        if file is None or not doc.bundled or not file.is_file():
+            continue
+        if doc.path != str(file) or doc.shas != {hashlib.sha256(file.read_bytes()).hexdigest()}:
+            stale.append(file)
+    return sorted(stale)
+
+
 def source_changes(passages: Sequence[Passage]) -> list[str]:
     """One line for each cited file that no longer holds the quoted text where the citation says.
 
@@ -289,7 +342,7 @@ def source_changes(passages: Sequence[Passage]) -> list[str]:
     return lines
 
 
-def _chunk_meta(doc: Document, chunk: Chunk, n_chunks: int, root: Path, chunking: str) -> dict[str, Any]:
+def _chunk_meta(doc: Document, chunk: Chunk, n_chunks: int, root: Path, chunking: str, bundled: bool) -> dict[str, Any]:
     return {
         "doc_id": doc.doc_id,
         "path": doc.path,
@@ -305,7 +358,21 @@ def _chunk_meta(doc: Document, chunk: Chunk, n_chunks: int, root: Path, chunking
         "part": chunk.part,
         "chunking": chunking,
         "flagged": looks_like_instructions(chunk.text),
+        "bundled": bundled,
     }
+
+
+def _relabel(store: ChromaStore, ids: list[str], doc: Document, root: Path, bundled: bool) -> None:
+    """Store ``ids`` again under ``doc``'s path, title and language, with the vectors they have."""
+    chunks = store.get(ids)
+    vectors = store.embeddings(ids)
+    metas = [
+        {**c.meta, "path": doc.path, "title": doc.title, "lang": doc.lang, "root": str(root), "bundled": bundled}
+        for c in chunks
+    ]
+    store.upsert(
+        [c.chunk_id for c in chunks], np.stack([vectors[c.chunk_id] for c in chunks]), [c.text for c in chunks], metas
+    )
 
 
 HEADING_ALLOWANCE = 32  # tokens a section heading may add to the title in a chunk's context
@@ -343,6 +410,7 @@ def ingest_paths(
     t0 = time.perf_counter()
     found, warnings = discover(paths)
     report = IngestReport(warnings=list(warnings))
+    bundle = _installed_bundle()
     stored = _stored_docs(store)
     # a document chunked under other rules or another size is chunked again
     chunking = f"v{CHUNKER_VERSION}:{chunk_tokens}"
@@ -411,21 +479,38 @@ def ingest_paths(
         if doc.decode_note:
             report.warnings.append(doc.decode_note)
         old = stored.get(doc.doc_id)
-        if old and old.path and old.path != doc.path and old.path not in found_paths and Path(old.path).exists():
+        moved_bundle = bool(old and old.bundled and bundle is not None and item.path.parent == bundle)
+        if (
+            old
+            and old.path
+            and old.path != doc.path
+            and old.path not in found_paths
+            and not moved_bundle
+            and Path(old.path).exists()
+        ):
             # another file, not part of this run, still exists and holds this id (two
-            # manifests naming the same id): replacing it would silently lose that document
+            # manifests naming the same id): replacing it would silently lose that document.
+            # The bundled corpus of another install (an old virtualenv) is this install's
+            # own copy of the same articles, so this one takes its ids over.
             report.warnings.append(
                 f"skipped {item.path}: id {doc.doc_id!r} is already used by {old.path}; give one of them another id"
             )
             continue
+        bundled = bundle is not None and item.path.parent == bundle
         if old and old.shas == {doc.sha256} and old.chunkings == {chunking} and len(old.ids) == old.expected:
-            report.unchanged += 1
+            if (old.path, old.title, old.lang, old.bundled) != (doc.path, doc.title, doc.lang, bundled):
+                # the same text moved (or was retitled): its chunks keep their vectors, not its old path
+                _relabel(store, sorted(old.ids), doc, item.root, bundled)
+                report.updated += 1
+                changed = True
+            else:
+                report.unchanged += 1
             if progress:
                 progress(n + 1, len(found), chunks_done)
             continue
         chunks = make_chunks(doc, embedder, chunk_tokens)
         new_ids = [c.chunk_id for c in chunks]
-        queue.extend((c, _chunk_meta(doc, c, len(chunks), item.root, chunking)) for c in chunks)
+        queue.extend((c, _chunk_meta(doc, c, len(chunks), item.root, chunking, bundled)) for c in chunks)
         queued += len(chunks)
         stale = sorted((old.ids if old else set()) - set(new_ids))
         stale_after.append((queued, stale))

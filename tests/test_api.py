@@ -378,6 +378,72 @@ def test_a_citation_whose_file_changed_or_went_away_says_so(fake_advisor: Adviso
     assert not [n for n in fake_advisor.ask(question, llm=False).notes if "since it was ingested" in n]
 
 
+def test_a_moved_folder_is_cited_at_its_new_place_without_embedding_again(
+    fake_advisor: Advisor, corpus_copy: Path, tmp_path: Path
+) -> None:
+    fake_advisor.ingest([corpus_copy])
+    moved = corpus_copy.rename(tmp_path / "moved")  # ids come from its corpus.toml, so they stay
+    embedder = fake_advisor.embedder
+    assert isinstance(embedder, FakeEmbedder)
+    before = embedder.embedded
+    report = fake_advisor.ingest([moved])
+    n = len(corpus_files(moved))
+    assert (report.added, report.updated, report.unchanged, report.chunks_added) == (0, n, 0, 0)
+    assert embedder.embedded == before
+    assert {Path(d.path).parent for d in fake_advisor.documents()} == {moved.resolve()}
+    assert_store_is_consistent(fake_advisor)
+    answer = fake_advisor.ask("Sollten Sie sich auf LinkedIn mit dem Interviewer verbinden?", llm=False)
+    assert answer.citations and not [n for n in answer.notes if "since it was ingested" in n]
+
+
+def test_the_bundled_articles_follow_a_new_install(
+    tmp_home: Path, tmp_path: Path, corpus_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Installed again (a new virtualenv), the store cites the new install's copies, once each."""
+    import advisor.api
+    import advisor.ingest
+
+    installs = []
+    for venv in ("old-venv", "new-venv"):
+        bundle = tmp_path / venv / "advisor" / "_corpus"
+        shutil.copytree(corpus_dir, bundle)
+        installs.append(bundle.resolve())
+    old, new = installs
+
+    def use(bundle: Path) -> None:
+        monkeypatch.setattr(advisor.ingest, "bundled_corpus", lambda: bundle)
+        monkeypatch.setattr(advisor.api, "bundled_corpus", lambda: bundle)
+
+    question = "Sollten Sie sich auf LinkedIn mit dem Interviewer verbinden?"
+    use(old)
+    with Advisor(home=tmp_home, embedder=FakeEmbedder()) as adv:
+        assert {Path(p.path).parent for p in adv.ask(question, llm=False).citations} == {old}
+        count = adv.store.count()
+        adv.remove(["good-word-timing"])  # the user's choice, kept below
+
+    use(new)
+    changed = new / "linkedin-interviewer.txt"
+    changed.write_text(changed.read_text(encoding="utf-8") + "\n\nEin neuer Absatz.\n", encoding="utf-8")
+    with Advisor(home=tmp_home, embedder=FakeEmbedder()) as adv:
+        answer = adv.ask(question, llm=False)
+        assert {Path(p.path).parent for p in answer.citations} == {new}
+        assert not [n for n in answer.notes if "since it was ingested" in n]
+        docs = adv.documents()
+        assert {Path(d.path).parent for d in docs} == {new}  # the old install's copies are not cited
+        assert "good-word-timing" not in {d.source for d in docs}  # removed stays removed
+        assert all(d.complete for d in docs)
+        assert_store_is_consistent(adv)
+        assert adv.store.count() < count  # no document twice
+        # an explicit ingest of the bundled corpus takes the ids over too, without warnings
+        report = adv.ingest()
+        assert report.warnings == [] and report.added == 1  # good-word-timing, asked for again
+
+        version = adv.store.version()
+    with Advisor(home=tmp_home, embedder=FakeEmbedder()) as adv:  # followed once: nothing to do now
+        adv.ask(question, llm=False)
+        assert adv.store.version() == version
+
+
 def test_first_question_ingests_the_bundled_corpus(fake_advisor: Advisor, corpus_dir: Path) -> None:
     passages = fake_advisor.retrieve("LinkedIn Interviewer Vorstellungsgespräch verbinden", k=3)
     assert fake_advisor.store.count() > 0

@@ -257,6 +257,10 @@ def sources(
     width = max(len(d.source) for d in docs)
     for d in docs:
         state = "" if d.complete else "  (incomplete: run advisor ingest again)"
+        if d.file == "changed":
+            state += "  (the file changed since it was ingested: advisor ingest it)"
+        elif d.file == "missing":
+            state += "  (the file is gone: advisor ingest its new place, or advisor remove it)"
         _echo(f"{_line(d.source):<{width}}  {_line(d.lang):<2}  {d.chunks:>4} chunks  {_line(d.title)}{state}")
         if d.path != d.source:
             _echo(f"{'':<{width}}  {_line(d.path)}")

@@ -223,8 +223,18 @@ def _stored_docs(store: ChromaStore) -> dict[str, _StoredDoc]:
     return docs
 
 
-def stored_documents(store: ChromaStore) -> list[DocumentInfo]:
-    """One row per stored document, by path."""
+def _file_state(path: str, shas: set[str]) -> str:
+    """Whether the file at ``path`` still holds what was stored: same, changed or missing."""
+    try:
+        with open(path, "rb") as f:
+            sha = hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError:
+        return "missing"
+    return "same" if shas == {sha} else "changed"
+
+
+def stored_documents(store: ChromaStore, check_files: bool = True) -> list[DocumentInfo]:
+    """One row per stored document, by path; ``check_files`` reads each file to compare it."""
     rows = [
         DocumentInfo(
             source=doc_id,
@@ -234,6 +244,7 @@ def stored_documents(store: ChromaStore) -> list[DocumentInfo]:
             chunks=len(doc.ids),
             sha256=sorted(doc.shas)[0] if len(doc.shas) == 1 else "",
             complete=len(doc.shas) == 1 and len(doc.ids) == doc.expected,
+            file=_file_state(doc.path, doc.shas) if check_files and doc.path else "",
         )
         for doc_id, doc in _stored_docs(store).items()
     ]

@@ -128,6 +128,7 @@ class DocumentInfo:
     chunks: int
     sha256: str
     complete: bool = True  # False: an interrupted ingest left part of it; the next ingest repairs it
+    file: str = "same"  # the file now: "same" (as stored), "changed" or "missing"; "" when it was not checked
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -378,6 +378,21 @@ def test_a_citation_whose_file_changed_or_went_away_says_so(fake_advisor: Adviso
     assert not [n for n in fake_advisor.ask(question, llm=False).notes if "since it was ingested" in n]
 
 
+def test_documents_say_whether_each_file_still_holds_what_was_stored(
+    fake_advisor: Advisor, corpus_copy: Path
+) -> None:
+    fake_advisor.ingest([corpus_copy])
+    assert {d.file for d in fake_advisor.documents()} == {"same"}
+    edited, deleted = corpus_files(corpus_copy)[:2]
+    edited.write_text(edited.read_text(encoding="utf-8") + "\nOne more line.\n", encoding="utf-8")
+    deleted.unlink()
+    states = {Path(d.path).name: d.file for d in fake_advisor.documents()}
+    assert states.pop(edited.name) == "changed" and states.pop(deleted.name) == "missing"
+    assert set(states.values()) == {"same"}
+    fake_advisor.ingest([corpus_copy])
+    assert {d.file for d in fake_advisor.documents()} == {"same"}
+
+
 def test_a_moved_folder_is_cited_at_its_new_place_without_embedding_again(
     fake_advisor: Advisor, corpus_copy: Path, tmp_path: Path
 ) -> None:

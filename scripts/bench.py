@@ -378,7 +378,9 @@ def _real_chunks(embedder: Embedder, settings: Settings) -> list[tuple[str, np.n
         chunks = make_chunks(doc, embedder, settings.chunk_tokens)
         vectors = embedder.embed_documents([c.embed_text for c in chunks])
         for c, v in zip(chunks, vectors, strict=True):
-            meta = _chunk_meta(doc, c, len(chunks), item.root, f"v{CHUNKER_VERSION}:{settings.chunk_tokens}")
+            meta = _chunk_meta(
+                doc, c, len(chunks), item.root, f"v{CHUNKER_VERSION}:{settings.chunk_tokens}", bundled=True
+            )
             out.append((c.chunk_id, v, c.text, meta))
     return out
 

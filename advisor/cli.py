@@ -297,6 +297,12 @@ def remove(
         _echo("warning: the store is now empty; the next question ingests the bundled corpus again", err=True)
 
 
+# A streamed draft is the model's own text: said so before it, and what became of it after.
+DRAFT_HEADER = "model draft (not yet checked against the sources):"
+DRAFT_KEPT = "checked: below, only the draft's sentences that their cited sources support"
+DRAFT_DISCARDED = "discarded: the sources do not support the draft; below is what they say"
+
+
 def _render_answer(answer: Answer, explain: bool) -> str:
     lines = [answer.text, ""]
     mode = {
@@ -358,13 +364,17 @@ def ask(
         home=home, embedder=embedder, chroma_url=chroma_url, model=model, llm_url=llm_url, reranker=rerank, gloss=gloss
     )
     stream = not as_json and sys.stderr.isatty() and not no_llm
+    streamed: list[str] = []
 
     def on_token(piece: str) -> None:
+        if not streamed:
+            _echo(DRAFT_HEADER, err=True)
+        streamed.append(piece)
         _echo(piece, nl=False, err=True)
 
     answer = adv.ask(question, k=k, llm=not no_llm, on_token=on_token if stream else None, timeout=timeout)
-    if stream:
-        _echo("\n" + "-" * 40, err=True)
+    if streamed:
+        _echo("\n" + "-" * 40 + "\n" + (DRAFT_KEPT if answer.mode == "llm" else DRAFT_DISCARDED), err=True)
     if as_json:
         _print_json(answer.to_dict())
     else:

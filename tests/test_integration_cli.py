@@ -355,3 +355,50 @@ def test_chat_answers_follow_ups_survives_a_bad_question_and_keeps_stdout_for_an
     errors = [line for line in proc.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1 and "2500 characters" in errors[0]
     assert "you>" not in proc.stdout and "you>" in proc.stderr  # the prompt never mixes into the answers
+
+
+def test_a_streamed_draft_is_labelled_and_then_kept_or_discarded(home_copy: Path, cli_env: dict[str, str]) -> None:
+    """On a terminal the model's draft streams to stderr, said to be unchecked, then what became of it."""
+    import threading
+
+    from advisor.cli import DRAFT_DISCARDED, DRAFT_HEADER, DRAFT_KEPT
+
+    master, slave = os.openpty()  # stderr is a terminal, stdout a pipe (as in `advisor ask … | less`)
+    chunks: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # the child closed the terminal
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        proc = subprocess.run(
+            [str(ADVISOR_BIN), "ask", "-k", "2", QUESTION],
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            stdin=subprocess.DEVNULL,
+            env={**cli_env, "ADVISOR_HOME": str(home_copy)},
+            timeout=240,
+            check=False,
+        )
+    finally:
+        os.close(slave)
+        reader.join(timeout=10)
+        os.close(master)
+    err = b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
+    out = proc.stdout.decode("utf-8")
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and DRAFT_HEADER not in out
+    assert err.index(DRAFT_HEADER) < err.index("-" * 40)
+    draft = err.split(DRAFT_HEADER, 1)[1].split("-" * 40, 1)[0].strip()
+    assert draft  # the model's own words, streamed
+    verdict = DRAFT_KEPT if "mode: language model" in out else DRAFT_DISCARDED
+    assert verdict in err.split("-" * 40, 1)[1], err
+    assert "mode: " in out and "Sources:" in out

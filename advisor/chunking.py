@@ -4,8 +4,9 @@ A document is split into paragraphs (lines or blank-line separated blocks),
 headings open sections, and consecutive paragraphs of one section are packed
 into chunks of at most ``max_tokens`` tokens *of the embedding model*. A
 paragraph that is too long is split at sentence boundaries, and a sentence that
-is still too long at whitespace, so no chunk ends mid-word and nothing is
-silently truncated. Every chunk satisfies ``text[start:end] == chunk.text``.
+is still too long at whitespace, so no chunk ends mid-word (unless one word
+alone exceeds the budget: it is cut) and nothing is silently truncated. Every
+chunk satisfies ``text[start:end] == chunk.text``.
 
 Q&A threads (a question post, comments, then a line such as ``Respuestas (2)``)
 are split at that line: no chunk mixes the question with its answers, and each
@@ -118,6 +119,13 @@ def _split_words(text: str, start: int, end: int, budget: int, count: TokenCount
     for m in re.finditer(r"\S+", text[start:end]):
         ws, we = m.start() + start, m.end() + start
         n = max(1, count(text[ws:we]) - overhead)
+        if n > budget - overhead and we - ws > 1:
+            # one "word" longer than a chunk (a base64 blob, a minified line): cut it
+            if cur_start is not None:
+                yield _Span(cur_start, cur_end)
+                cur_start = None
+            yield from _split_chars(text, ws, we, n, budget, count)
+            continue
         if cur_start is not None and used + n > budget - overhead:
             yield _Span(cur_start, cur_end)
             cur_start = None
@@ -127,6 +135,22 @@ def _split_words(text: str, start: int, end: int, budget: int, count: TokenCount
         used += n
     if cur_start is not None:
         yield _Span(cur_start, cur_end)
+
+
+def _split_chars(text: str, start: int, end: int, tokens: int, budget: int, count: TokenCounter) -> Iterator[_Span]:
+    """Cut the single word ``text[start:end]`` (``tokens`` long) into pieces of at most ``budget`` tokens.
+
+    The only place a chunk may end mid-word: an embedder would otherwise get
+    (and truncate, or run out of memory on) a megabyte-long input.
+    """
+    step = max(1, (end - start) * budget // (2 * tokens))  # characters per piece, with room to spare
+    pos = start
+    while pos < end:
+        stop = min(end, pos + step)
+        while stop - pos > 1 and count(text[pos:stop]) > budget:
+            stop = pos + (stop - pos) // 2
+        yield _Span(pos, stop)
+        pos = stop
 
 
 def _units(text: str, start: int, end: int, budget: int, count: TokenCounter) -> Iterator[_Span]:

@@ -229,3 +229,19 @@ def test_a_long_paragraph_is_split_at_sentences_without_truncation() -> None:
         # split at sentence ends: every chunk is a run of whole sentences
         assert ch.text.endswith("offers."), ch.text
     assert " ".join(c.text for c in chunks) == text
+
+
+# Regression: a word longer than the budget (a 5 MB line without spaces) used to be one
+# chunk, which the default embedder (no truncation) ran out of memory on.
+def test_a_word_longer_than_the_budget_is_cut_into_chunks_that_fit() -> None:
+    def subword_count(text: str) -> int:  # like a SentencePiece model: about 3 characters a token, + BOS/EOS
+        return 2 + sum(-(-len(w) // 3) for w in text.split())
+
+    blob = "x" * 200_000
+    text = f"Notes\n\nA short paragraph first.\n\n{blob}\n\nA last paragraph.\n"
+    chunks = chunk_document("doc", "sha", "Notes", text, subword_count, 64)
+    assert all(subword_count(c.text) <= 64 for c in chunks)
+    assert all(text[c.start : c.end] == c.text for c in chunks)
+    assert sum(non_space(c.text) for c in chunks) == non_space(text)  # nothing lost
+    assert [c.start for c in chunks] == sorted(c.start for c in chunks)
+    assert len(chunks) > 200_000 // (3 * 64)

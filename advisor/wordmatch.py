@@ -66,7 +66,7 @@ class WordMatcher:
                 if vectors.shape == (len(names), embedder.dim):
                     self._index = {w: i for i, w in enumerate(names)}
                     self._vectors = vectors
-            except (OSError, ValueError, KeyError):
+            except Exception:  # empty, truncated or garbled: numpy raises EOFError, TokenError, ...
                 pass  # an unreadable cache is rebuilt on the next ingest
 
     def __len__(self) -> int:

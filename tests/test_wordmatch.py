@@ -73,6 +73,21 @@ def test_an_unreadable_or_mismatched_cache_is_ignored(tmp_path: Path) -> None:
     assert len(WordMatcher(FakeEmbedder(), other)) == 0  # another dimension
 
 
+def test_an_empty_or_garbled_cache_is_ignored(tmp_path: Path) -> None:
+    # Regression: an empty file (EOFError) or a garbled array header (TokenError) was an internal error.
+    good = tmp_path / "good.npz"
+    wm = WordMatcher(FakeEmbedder(), good)
+    wm.learn(["salary offer letter"])
+    wm.save()
+    data = good.read_bytes()
+    empty = tmp_path / "empty.npz"
+    empty.write_bytes(b"")
+    garbled = tmp_path / "garbled.npz"
+    garbled.write_bytes(data[:100] + b"\xff" * 200 + data[300:])
+    for path in (empty, garbled):
+        assert len(WordMatcher(FakeEmbedder(), path)) == 0
+
+
 def test_threshold_defaults_per_embedder_and_weight_zero_turns_it_off(tmp_path: Path) -> None:
     s = load_settings(home=tmp_path)
     assert word_threshold(s, UseEmbedderName()) == WORD_THRESHOLDS["use-multilingual-v3"]

@@ -255,7 +255,7 @@ class Advisor:
                 words=words,
             )
             if words is not None:
-                if words.path is not None and not words.path.exists():  # a store from before word matching
+                if words.missing:  # a store from before word matching, or an unreadable cache
                     words.learn(embedding_text(c.text, str(c.meta.get("context", ""))) for c in self.store.all_chunks())
                 try:
                     words.save()

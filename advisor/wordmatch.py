@@ -58,6 +58,8 @@ class WordMatcher:
         self._vectors = np.zeros((0, embedder.dim), dtype=np.float16)
         self._lock = threading.Lock()
         self._dirty = False
+        # no cache on disk, or one that cannot be read: the next ingest learns every stored chunk's words
+        self.missing = path is not None
         if path is not None and path.is_file():
             try:
                 with np.load(path, allow_pickle=False) as data:
@@ -66,6 +68,7 @@ class WordMatcher:
                 if vectors.shape == (len(names), embedder.dim):
                     self._index = {w: i for i, w in enumerate(names)}
                     self._vectors = vectors
+                    self.missing = False
             except Exception:  # empty, truncated or garbled: numpy raises EOFError, TokenError, ...
                 pass  # an unreadable cache is rebuilt on the next ingest
 
@@ -108,6 +111,7 @@ class WordMatcher:
                 with os.fdopen(fd, "wb") as fh:
                     np.savez(fh, words=names, vectors=self._vectors)
                 os.replace(tmp, self.path)
+                self.missing = False
             finally:
                 if os.path.exists(tmp):
                     os.unlink(tmp)

@@ -144,3 +144,21 @@ def test_asking_embeds_only_the_question_words_once_the_store_is_ingested(tmp_pa
     again.search("completely unseen vocabulary")
     assert emb2.embedded == 3  # the question's new words only
     again.close()
+
+
+def test_an_unreadable_cache_is_rebuilt_by_the_next_ingest(tmp_path: Path) -> None:
+    # Regression: a garbled cache was ignored but never rebuilt (every question re-embedded every passage word).
+    docs = _docs(tmp_path)
+    adv = Advisor(home=tmp_path / "h", embedder=FakeEmbedder(), abstain_threshold=0.0, word_threshold=0.9)
+    adv.ingest([docs])
+    adv.close()
+    cache = tmp_path / "h" / "words" / "fake-bow.npz"
+    cache.write_bytes(b"")
+    again = Advisor(home=tmp_path / "h", embedder=FakeEmbedder(), abstain_threshold=0.0, word_threshold=0.9)
+    assert again.ingest([docs]).unchanged == 3
+    again.close()
+    emb: Any = FakeEmbedder()
+    third = Advisor(home=tmp_path / "h", embedder=emb, abstain_threshold=0.0, word_threshold=0.9)
+    third.search("negotiate salary tomato")
+    assert emb.embedded == 0  # the rebuilt cache holds every stored word
+    third.close()

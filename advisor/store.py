@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +90,8 @@ class ChromaStore:
     ) -> None:
         self.embedder_name = embedder_name
         self.dim = dim
+        self._path = path if not url else None
+        self._location = url or str(path)
         try:
             import chromadb
             from chromadb.config import Settings as ChromaSettings
@@ -155,6 +158,26 @@ class ChromaStore:
     def _where(self) -> str:
         return f"collection {self._name!r}"
 
+    @contextlib.contextmanager
+    def _failing(self, action: str) -> Iterator[None]:
+        """Chroma's own errors while ``action`` (a full disk, a damaged file) as one-line StoreErrors."""
+        try:
+            yield
+        except StoreError:
+            raise
+        except Exception as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            full = False
+            if self._path is not None:
+                with contextlib.suppress(OSError):
+                    full = shutil.disk_usage(self._path).free < 16 * 2**20
+            hint = (
+                "the disk is full: free some space, then run advisor ingest again (it repairs what is incomplete)"
+                if full
+                else "run advisor ingest again; if this persists, move the directory away and ingest afresh"
+            )
+            raise StoreError(f"the Chroma store at {self._location} failed while {action} ({first}); {hint}") from None
+
     @property
     def exists(self) -> bool:
         return self._col is not None
@@ -165,7 +188,10 @@ class ChromaStore:
         return self._col
 
     def count(self) -> int:
-        return 0 if self._col is None else int(self._col.count())
+        if self._col is None:
+            return 0
+        with self._failing("counting chunks"):
+            return int(self._col.count())
 
     def version(self) -> int:
         if self._col is None:
@@ -177,7 +203,8 @@ class ChromaStore:
         meta = dict(col.metadata or {})
         meta["version"] = int(meta.get("version", 0)) + 1
         meta.pop("hnsw:space", None)
-        col.modify(metadata=meta)
+        with self._failing("writing"):
+            col.modify(metadata=meta)
 
     def max_batch(self) -> int:
         try:
@@ -194,27 +221,30 @@ class ChromaStore:
     ) -> None:
         col = self._require()
         step = max(1, min(self.max_batch(), 2000))
-        for i in range(0, len(ids), step):
-            col.upsert(
-                ids=list(ids[i : i + step]),
-                embeddings=np.asarray(embeddings[i : i + step], dtype=np.float32),
-                documents=list(texts[i : i + step]),
-                metadatas=list(metas[i : i + step]),
-            )
+        with self._failing("writing chunks"):
+            for i in range(0, len(ids), step):
+                col.upsert(
+                    ids=list(ids[i : i + step]),
+                    embeddings=np.asarray(embeddings[i : i + step], dtype=np.float32),
+                    documents=list(texts[i : i + step]),
+                    metadatas=list(metas[i : i + step]),
+                )
 
     def delete(self, ids: Sequence[str]) -> None:
         if not ids or self._col is None:
             return
         step = max(1, min(self.max_batch(), 2000))
-        for i in range(0, len(ids), step):
-            self._col.delete(ids=list(ids[i : i + step]))
+        with self._failing("deleting chunks"):
+            for i in range(0, len(ids), step):
+                self._col.delete(ids=list(ids[i : i + step]))
 
     def _pages(self, include: list[str]) -> Iterator[dict[str, Any]]:
         if self._col is None:
             return
         offset = 0
         while True:
-            page = self._col.get(include=include, limit=self.PAGE, offset=offset)
+            with self._failing("reading chunks"):
+                page = self._col.get(include=include, limit=self.PAGE, offset=offset)
             if not page["ids"]:
                 return
             yield page
@@ -232,7 +262,8 @@ class ChromaStore:
     def get(self, ids: Sequence[str]) -> list[StoredChunk]:
         if self._col is None or not ids:
             return []
-        got = self._col.get(ids=list(ids), include=["metadatas", "documents"])
+        with self._failing("reading chunks"):
+            got = self._col.get(ids=list(ids), include=["metadatas", "documents"])
         by_id = {
             cid: StoredChunk(cid, text, dict(meta))
             for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
@@ -242,7 +273,8 @@ class ChromaStore:
     def embeddings(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         if self._col is None or not ids:
             return {}
-        got = self._col.get(ids=list(ids), include=["embeddings"])
+        with self._failing("reading embeddings"):
+            got = self._col.get(ids=list(ids), include=["embeddings"])
         return {cid: np.asarray(e, dtype=np.float32) for cid, e in zip(got["ids"], got["embeddings"], strict=True)}
 
     def query(self, embedding: np.ndarray, n: int) -> list[Hit]:
@@ -251,11 +283,12 @@ class ChromaStore:
         total = self.count()
         if total == 0:
             return []
-        res = self._col.query(
-            query_embeddings=[np.asarray(embedding, dtype=np.float32)],
-            n_results=min(n, total),
-            include=["metadatas", "documents", "distances", "embeddings"],
-        )
+        with self._failing("searching"):
+            res = self._col.query(
+                query_embeddings=[np.asarray(embedding, dtype=np.float32)],
+                n_results=min(n, total),
+                include=["metadatas", "documents", "distances", "embeddings"],
+            )
         hits = []
         for cid, text, meta, dist, emb in zip(
             res["ids"][0],

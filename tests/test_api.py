@@ -876,3 +876,61 @@ def test_wrong_argument_types_are_input_errors(fake_advisor: Advisor, corpus_cop
     assert fake_advisor.store.count() == count  # nothing was ingested or removed by the mistakes
     report = fake_advisor.remove("good-word-timing")  # one id, not a list
     assert report.removed == 1
+
+
+def test_threads_sharing_a_fresh_advisor_load_it_once(tmp_home: Path, corpus_dir: Path) -> None:
+    """Regression: two threads asking a fresh advisor both opened Chroma at once and both failed
+    (StoreError: "... move the directory away"), and both ingested the empty store."""
+    adv = Advisor(home=tmp_home, embedder=FakeEmbedder(), corpus=[corpus_dir], abstain_threshold=0.0)
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def ask() -> None:
+        start.wait()
+        try:
+            adv.ask("When should I ask my contact for a referral?", llm=False)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(adv.documents()) == 5
+    adv.close()
+
+
+def test_the_local_model_answers_one_thread_at_a_time() -> None:
+    """Regression: two threads generating at once on one llama.cpp context aborted the process."""
+    from advisor.generation import LlamaCppGenerator
+
+    inside = threading.Semaphore(1)
+    overlaps: list[int] = []
+
+    class OneAtATime:
+        def tokenize(self, data: bytes, **kwargs: Any) -> list[int]:
+            return list(range(len(data.split())))
+
+        def create_completion(self, **kwargs: Any) -> Any:
+            if not inside.acquire(blocking=False):
+                overlaps.append(1)
+                return iter([])
+            try:
+                import time
+
+                time.sleep(0.05)
+                return iter([{"choices": [{"text": "ok", "finish_reason": "stop"}]}])
+            finally:
+                inside.release()
+
+    gen = object.__new__(LlamaCppGenerator)
+    gen._llm, gen.has_template, gen.temperature, gen.seed = OneAtATime(), False, 0.0, 0
+    gen._lock = threading.Lock()
+    threads = [threading.Thread(target=gen.chat, args=([{"role": "user", "content": "hi"}], 8)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert overlaps == []

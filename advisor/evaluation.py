@@ -480,11 +480,15 @@ def run_evaluation(
         done = 0
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
             futures = [pool.submit(_run_one, advisor, s, retrieval_only, llm, sources) for s in scenarios]
-            for future in futures:
-                future.result()
-                done += 1
-                if progress:
-                    progress(done, len(scenarios))
+            try:
+                for future in futures:
+                    future.result()
+                    done += 1
+                    if progress:
+                        progress(done, len(scenarios))
+            except BaseException:  # Ctrl-C or a failed scenario: stop now, not after every queued one
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
         results = [f.result() for f in futures]
     summary = summarise(results, advisor, retrieval_only, llm, time.perf_counter() - t_start)
     summary["config"]["concurrency"] = concurrency

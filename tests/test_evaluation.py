@@ -281,3 +281,32 @@ def test_evaluate_api_with_answers(real_advisor: Any, tmp_path: Path) -> None:
         assert key in row
     assert "retrieve_ms" in row["timings"] and "total_ms" in row["timings"]
     assert "delta" in compare(report.summary, tmp_path / "summary.json")
+
+
+def test_an_interrupted_concurrent_run_stops_without_running_the_queued_scenarios(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Regression: Ctrl-C (or a failing scenario) in eval --concurrency waited for every queued scenario."""
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    import advisor.evaluation as ev
+
+    ran: list[str] = []
+    lock = threading.Lock()
+
+    def run_one(advisor: Any, scenario: Any, *args: Any) -> Any:
+        with lock:
+            ran.append(scenario.id)
+        if scenario.id == "s0":
+            raise KeyboardInterrupt
+        time.sleep(0.05)
+        return None
+
+    monkeypatch.setattr(ev, "_run_one", run_one)
+    fake = SimpleNamespace(settings=SimpleNamespace(llm_url="http://x"), search=lambda q: None)
+    items = [ev.Scenario(f"s{i}", f"question {i}?", "en") for i in range(100)]
+    with pytest.raises(KeyboardInterrupt):
+        ev.run_evaluation(fake, items, concurrency=2)  # type: ignore[arg-type]
+    assert len(ran) < 10

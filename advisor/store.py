@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -121,10 +122,14 @@ class ChromaStore:
         except Exception as exc:
             where = url or str(path)
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise StoreError(
-                f"cannot open the Chroma store at {where} ({first}); "
-                "check ADVISOR_HOME / --chroma-url, or move the directory away to start afresh"
-            ) from None
+            if isinstance(exc, PermissionError) or re.search(r"read-?only|permission denied", first, re.IGNORECASE):
+                fix = (  # starting afresh would not help: the store is fine, only not writable
+                    "Chroma needs write access to its store even to answer; make it writable, "
+                    "or copy the data directory somewhere writable and pass --home"
+                )
+            else:
+                fix = "check ADVISOR_HOME / --chroma-url, or move the directory away to start afresh"
+            raise StoreError(f"cannot open the Chroma store at {where} ({first}); {fix}") from None
         self._name = collection
         self._chroma_settings = chroma_settings
         if reset:

@@ -115,3 +115,19 @@ def test_chroma_failing_mid_ingest_is_one_clear_error(tmp_path: Path, monkeypatc
             call()
         assert "\n" not in str(info.value) and "the disk is full" in str(info.value)
     adv.close()
+
+
+def test_a_read_only_store_says_to_make_it_writable_not_to_start_afresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import chromadb
+
+    def read_only(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("error returned from database: (code: 8) attempt to write a readonly database")
+
+    monkeypatch.setattr(chromadb, "PersistentClient", read_only)
+    with pytest.raises(StoreError) as info:
+        _ = Advisor(home=tmp_path / "home", embedder=FakeEmbedder()).store
+    message = str(info.value)
+    assert "\n" not in message and "readonly database" in message
+    assert "make it writable" in message and "--home" in message and "afresh" not in message

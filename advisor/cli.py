@@ -408,6 +408,9 @@ def chat(
             line = input()
         except EOFError:
             break
+        except KeyboardInterrupt:
+            _echo("", err=True)  # off the prompt line before the one-line error
+            raise
         if not line.strip():
             break
         try:

@@ -402,3 +402,30 @@ def test_a_streamed_draft_is_labelled_and_then_kept_or_discarded(home_copy: Path
     verdict = DRAFT_KEPT if "mode: language model" in out else DRAFT_DISCARDED
     assert verdict in err.split("-" * 40, 1)[1], err
     assert "mode: " in out and "Sources:" in out
+
+
+def test_ctrl_c_at_the_chat_prompt_is_one_error_line_of_its_own(home_copy: Path, cli_env: dict[str, str]) -> None:
+    import signal
+    import threading
+    import time
+
+    proc = subprocess.Popen(
+        [str(ADVISOR_BIN), "chat", "--no-llm"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**cli_env, "ADVISOR_HOME": str(home_copy)},
+    )
+    err: list[bytes] = []
+    assert proc.stderr is not None
+    reader = threading.Thread(target=lambda: err.extend(iter(lambda: proc.stderr.read1(1024), b"")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    deadline = time.monotonic() + 60
+    while b"you> " not in b"".join(err) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 130
+    reader.join(timeout=10)
+    text = b"".join(err).decode()
+    assert "Traceback" not in text
+    assert text.endswith("you> \nerror: interrupted\n"), text

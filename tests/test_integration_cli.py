@@ -409,13 +409,20 @@ def test_ctrl_c_at_the_chat_prompt_is_one_error_line_of_its_own(home_copy: Path,
     import threading
     import time
 
-    proc = subprocess.Popen(
-        [str(ADVISOR_BIN), "chat", "--no-llm"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**cli_env, "ADVISOR_HOME": str(home_copy)},
-    )
+    # A shell without job control (CI) starts background jobs with SIGINT ignored, and a child
+    # inherits an ignored signal: while it starts, this process handles SIGINT, so the child
+    # gets the default that a terminal's Ctrl-C meets.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(
+            [str(ADVISOR_BIN), "chat", "--no-llm"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**cli_env, "ADVISOR_HOME": str(home_copy)},
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
     err: list[bytes] = []
     assert proc.stderr is not None
     reader = threading.Thread(target=lambda: err.extend(iter(lambda: proc.stderr.read1(1024), b"")), daemon=True)  # type: ignore[union-attr]

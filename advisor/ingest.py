@@ -223,14 +223,19 @@ def _stored_docs(store: ChromaStore) -> dict[str, _StoredDoc]:
     return docs
 
 
-def _file_state(path: str, shas: set[str]) -> str:
-    """Whether the file at ``path`` still holds what was stored: same, changed or missing."""
+def _file_sha256(path: str | Path) -> str | None:
+    """The sha256 of the file at ``path`` (as ingest records it), or None when it cannot be read."""
     try:
         with open(path, "rb") as f:
-            sha = hashlib.file_digest(f, "sha256").hexdigest()
+            return hashlib.file_digest(f, "sha256").hexdigest()
     except OSError:
-        return "missing"
-    return "same" if shas == {sha} else "changed"
+        return None
+
+
+def _file_state(path: str, shas: set[str]) -> str:
+    """Whether the file at ``path`` still holds what was stored: same, changed or missing."""
+    sha = _file_sha256(path)
+    return "missing" if sha is None else "same" if shas == {sha} else "changed"
 
 
 def stored_documents(store: ChromaStore, check_files: bool = True) -> list[DocumentInfo]:
@@ -291,8 +296,8 @@ def bundle_key() -> str:
     bundle = _installed_bundle()
     if bundle is None:
         return ""
-    files = sorted(bundle.iterdir())
-    return "\n".join([str(bundle), *(f"{f.name} {f.stat().st_size} {f.stat().st_mtime_ns}" for f in files)])
+    stats = [(f.name, f.stat()) for f in sorted(bundle.iterdir())]
+    return "\n".join([str(bundle), *(f"{name} {st.st_size} {st.st_mtime_ns}" for name, st in stats)])
 
 
 def stale_bundled_files(store: ChromaStore) -> list[Path]:
@@ -312,7 +317,7 @@ def stale_bundled_files(store: ChromaStore) -> list[Path]:
         file = files.get(doc_id)
         if file is None or not doc.bundled or not file.is_file():
             continue
-        if doc.path != str(file) or doc.shas != {hashlib.sha256(file.read_bytes()).hexdigest()}:
+        if doc.path != str(file) or doc.shas != {_file_sha256(file)}:
             stale.append(file)
     return sorted(stale)
 

@@ -74,6 +74,27 @@ class Store(Protocol):
     def query(self, embedding: np.ndarray, n: int) -> list[Hit]: ...
 
 
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _advice(exc: BaseException, path: Path | None, otherwise: str) -> str:
+    """How to fix a Chroma failure: a read-only store or a full disk need other advice than a damaged store."""
+    if isinstance(exc, PermissionError) or re.search(r"read-?only|permission denied", _first_line(exc), re.I):
+        # starting afresh would not help: the store is fine, only not writable
+        return (
+            "Chroma needs write access to its store even to answer; make it writable, "
+            "or copy the data directory somewhere writable and pass --home"
+        )
+    if path is not None:
+        with contextlib.suppress(OSError):
+            if shutil.disk_usage(path).free < 16 * 2**20:
+                return (
+                    "the disk is full: free some space, then run advisor ingest again (it repairs what is incomplete)"
+                )
+    return otherwise
+
+
 class ChromaStore:
     """A Chroma collection, embedded (``PersistentClient``) or remote (``HttpClient``)."""
 
@@ -120,16 +141,8 @@ class ChromaStore:
         except StoreError:
             raise
         except Exception as exc:
-            where = url or str(path)
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if isinstance(exc, PermissionError) or re.search(r"read-?only|permission denied", first, re.IGNORECASE):
-                fix = (  # starting afresh would not help: the store is fine, only not writable
-                    "Chroma needs write access to its store even to answer; make it writable, "
-                    "or copy the data directory somewhere writable and pass --home"
-                )
-            else:
-                fix = "check ADVISOR_HOME / --chroma-url, or move the directory away to start afresh"
-            raise StoreError(f"cannot open the Chroma store at {where} ({first}); {fix}") from None
+            fix = _advice(exc, path, "check ADVISOR_HOME / --chroma-url, or move the directory away to start afresh")
+            raise StoreError(f"cannot open the Chroma store at {url or path} ({_first_line(exc)}); {fix}") from None
         self._name = collection
         self._chroma_settings = chroma_settings
         if reset:
@@ -151,8 +164,7 @@ class ChromaStore:
                 )
             col = self._client.get_collection(self._name, embedding_function=None)
         except Exception as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise StoreError(f"cannot open collection {self._name!r} ({first})") from None
+            raise StoreError(f"cannot open collection {self._name!r} ({_first_line(exc)})") from None
         meta = col.metadata or {}
         if meta.get("embedder") != self.embedder_name or int(meta.get("dim", -1)) != self.dim:
             raise EmbedderMismatchError(
@@ -173,17 +185,12 @@ class ChromaStore:
         except StoreError:
             raise
         except Exception as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            full = False
-            if self._path is not None:
-                with contextlib.suppress(OSError):
-                    full = shutil.disk_usage(self._path).free < 16 * 2**20
-            hint = (
-                "the disk is full: free some space, then run advisor ingest again (it repairs what is incomplete)"
-                if full
-                else "run advisor ingest again; if this persists, move the directory away and ingest afresh"
+            hint = _advice(
+                exc, self._path, "run advisor ingest again; if this persists, move the directory away and ingest afresh"
             )
-            raise StoreError(f"the Chroma store at {self._location} failed while {action} ({first}); {hint}") from None
+            raise StoreError(
+                f"the Chroma store at {self._location} failed while {action} ({_first_line(exc)}); {hint}"
+            ) from None
 
     @property
     def exists(self) -> bool:

@@ -24,7 +24,7 @@ from advisor.citations import MARKER_RE
 from advisor.errors import InputError, ScenarioError
 from advisor.lang import LANGUAGES, detect_language
 from advisor.retrieval import abstain_threshold
-from advisor.safety import MAX_QUESTION_CHARS, clean_question
+from advisor.safety import MAX_QUESTION_CHARS, clean_question, decode_text
 from advisor.types import Answer, Passage
 
 if TYPE_CHECKING:
@@ -212,11 +212,7 @@ class _SourceCache:
     def text(self, path: str) -> str | None:
         if path not in self._texts:
             try:
-                data = Path(path).read_bytes()
-                try:
-                    self._texts[path] = data.decode("utf-8-sig")
-                except UnicodeDecodeError:
-                    self._texts[path] = data.decode("cp1252", errors="replace")
+                self._texts[path] = decode_text(Path(path).read_bytes())[0]  # as ingest read it
             except OSError:
                 self._texts[path] = None
         return self._texts[path]

@@ -24,7 +24,7 @@ from advisor.chunking import CHUNKER_VERSION, chunk_document
 from advisor.embedders import Embedder
 from advisor.errors import DocumentError
 from advisor.lang import detect_language
-from advisor.safety import decode_text, looks_like_instructions
+from advisor.safety import UTF16_BOMS, decode_text, looks_like_instructions
 from advisor.store import ChromaStore
 from advisor.types import Chunk, Document, DocumentInfo, IngestReport, Passage
 from advisor.wordmatch import WordMatcher
@@ -183,19 +183,29 @@ def discover(paths: Sequence[Path]) -> tuple[list[_Found], list[str]]:
 
 def _decode(data: bytes, path: Path) -> tuple[str, str]:
     text, utf8 = decode_text(data)
-    return text, "" if utf8 else f"{path} is not UTF-8; read it as Windows-1252"
+    return text, "" if utf8 else f"{path} is neither UTF-8 nor UTF-16; read it as Windows-1252"
 
 
 def _doc_id(found: _Found) -> str:
     return found.meta.doc_id if found.meta else str(found.path)
 
 
+# control bytes other than tab, newline, form feed and carriage return: text holds
+# almost none, compressed or encoded data about one byte in nine
+_CONTROL_BYTES = frozenset(range(32)) - {9, 10, 12, 13} | {127}
+_BINARY = "{path} looks binary, not text; convert it to .txt or .md first"
+
+
 def read_document(found: _Found, data: bytes) -> Document:
     """Decode and describe one file (title, language, stable id)."""
     path = found.path
-    if b"\x00" in data[:8192]:
-        raise DocumentError(f"{path} looks binary, not text; convert it to .txt or .md first")
+    head = data[:8192]
+    if b"\x00" in head and not data.startswith(UTF16_BOMS):
+        raise DocumentError(_BINARY.format(path=path))
     text, note = _decode(data, path)
+    # not UTF-8 and more than 1 byte in 20 a control byte: a PDF or archive with no zero byte early on
+    if note and sum(b in _CONTROL_BYTES for b in head) * 20 > len(head):
+        raise DocumentError(_BINARY.format(path=path))
     if not text.strip():
         raise DocumentError(f"{path} is empty")
     meta = found.meta

@@ -9,8 +9,8 @@
 * :func:`strip_remote_content` removes markdown images and raw links from model
   output so nothing is fetched when an answer is rendered.
 * :data:`CONTROL_CHARS` are the characters that must never reach a terminal
-  (C0/C1 controls, bidi overrides); :func:`decode_text` reads bytes as UTF-8,
-  else Windows-1252 (documents, and questions from a terminal that is not
+  (C0/C1 controls, bidi overrides); :func:`decode_text` reads bytes as UTF-8
+  (or UTF-16 with a byte-order mark), else Windows-1252 (documents, and questions from a terminal that is not
   UTF-8); :func:`clean_question` is a question as the advisor searches it.
 """
 
@@ -21,6 +21,7 @@ import re
 __all__ = [
     "CONTROL_CHARS",
     "MAX_QUESTION_CHARS",
+    "UTF16_BOMS",
     "clean_question",
     "decode_text",
     "looks_like_instructions",
@@ -94,9 +95,17 @@ def strip_remote_content(text: str) -> str:
     return _URL_RE.sub("[link removed]", text)
 
 
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")  # "Unicode" text as Windows Notepad saves it
+
+
 def decode_text(data: bytes) -> tuple[str, bool]:
-    """``data`` as text and whether it was UTF-8; other bytes are read as Windows-1252."""
+    """``data`` as text and whether it was Unicode (UTF-8, or UTF-16 with its byte-order mark).
+
+    Other bytes are read as Windows-1252.
+    """
     try:
+        if data.startswith(UTF16_BOMS):
+            return data.decode("utf-16"), True
         return data.decode("utf-8-sig"), True
     except UnicodeDecodeError:
         return data.decode("cp1252", errors="replace"), False

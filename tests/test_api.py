@@ -246,6 +246,18 @@ def test_binary_and_empty_files_are_skipped_with_warnings(fake_advisor: Advisor,
     assert {Path(c.meta["path"]).name for c in stored(fake_advisor)} == {"good.txt"}
 
 
+def test_binary_data_without_a_zero_byte_is_skipped_as_binary(fake_advisor: Advisor, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    noise = bytes((i * 7919 + 13) % 255 + 1 for i in range(20_000))  # every byte value but zero
+    (docs / "report.txt").write_bytes(noise)
+    (docs / "good.txt").write_text("Good advice\nAlways prepare questions for the interviewer.\n", encoding="utf-8")
+    report = fake_advisor.ingest([docs])
+    assert report.added == 1
+    assert any("report.txt looks binary" in w for w in report.warnings), report.warnings
+    assert {Path(c.meta["path"]).name for c in stored(fake_advisor)} == {"good.txt"}
+
+
 def test_latin1_file_is_ingested_with_a_warning(fake_advisor: Advisor, tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -258,6 +270,22 @@ def test_latin1_file_is_ingested_with_a_warning(fake_advisor: Advisor, tmp_path:
     assert "".join(c.text for c in chunks).replace("\n", "") == text.replace("\n", "")  # accents decoded right
     for c in chunks:
         decoded = (docs / "latin.txt").read_bytes().decode("cp1252")
+        assert decoded[c.meta["start"] : c.meta["end"]] == c.text
+
+
+def test_utf16_file_with_a_byte_order_mark_is_ingested_as_text(fake_advisor: Advisor, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    text = "Vorstellungsgespräch\nFragen Sie, wann eine Entscheidung fällt. Schicken Sie danach ein Dankeschön.\n"
+    (docs / "notepad.txt").write_bytes(text.encode("utf-16"))  # little-endian with its mark, as Notepad saves
+    (docs / "big-endian.txt").write_bytes(b"\xfe\xff" + text.replace("Dankeschön", "Danke").encode("utf-16-be"))
+    report = fake_advisor.ingest([docs])
+    assert report.added == 2, report.warnings
+    assert report.warnings == []
+    chunks = stored(fake_advisor)
+    assert any("Dankeschön" in c.text for c in chunks)
+    for c in chunks:
+        decoded = Path(c.meta["path"]).read_bytes().decode("utf-16")
         assert decoded[c.meta["start"] : c.meta["end"]] == c.text
 
 

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -436,3 +437,31 @@ def test_ctrl_c_at_the_chat_prompt_is_one_error_line_of_its_own(home_copy: Path,
     text = b"".join(err).decode()
     assert "Traceback" not in text
     assert text.endswith("you> \nerror: interrupted\n"), text
+
+
+def test_ctrl_c_while_the_command_line_loads_is_one_line_too(cli_env: dict[str, str]) -> None:
+    from importlib.metadata import entry_points
+
+    # the installed `advisor` command starts at the entry point that guards the import
+    (script,) = [ep for ep in entry_points(group="console_scripts") if ep.name == "advisor"]
+    assert script.value == "advisor.__main__:main"
+    # a Ctrl-C that lands while typer is being imported (the first ~0.3 s of every command)
+    child = (
+        "import builtins, os, signal, sys\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "real = builtins.__import__\n"
+        "def interrupting(name, *args, **kwargs):\n"
+        "    if name == 'typer':\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "    return real(name, *args, **kwargs)\n"
+        "builtins.__import__ = interrupting\n"
+        "sys.argv = ['advisor', 'settings']\n"
+        "from advisor.__main__ import main\n"
+        "main()\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", child], check=False, capture_output=True, text=True, env=cli_env, timeout=60
+    )
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr == "error: interrupted\n"
+    assert proc.stdout == ""

@@ -194,7 +194,7 @@ def _progress_bar(label: str) -> tuple[Any, Callable[[int, int, int], None]]:
 
     def update(done: int, total: int, chunks: int) -> None:
         elapsed = max(1e-6, time.perf_counter() - started)
-        bar.update(task, completed=done, total=total, rate=f"{chunks / elapsed:.0f} chunks/s")
+        bar.update(task, completed=done, total=total, rate=f"{chunks} chunks, {chunks / elapsed:.0f}/s")
 
     return bar, update
 

@@ -455,6 +455,7 @@ def ingest_paths(
     queued = 0  # chunks queued so far
     stored_count = 0  # chunks upserted so far
     stale_after: list[tuple[int, list[str]]] = []  # (chunks that must be stored first, ids to delete)
+    files_done = 0
 
     def flush(final: bool) -> None:
         nonlocal stored_count, chunks_done
@@ -469,10 +470,13 @@ def ingest_paths(
             store.upsert([c.chunk_id for c, _ in part], vectors, [c.text for c, _ in part], [m for _, m in part])
             stored_count += len(part)
             chunks_done += len(part)
+            if progress:  # a long file shows its chunks being stored, not only its end
+                progress(files_done, len(found), chunks_done)
         while stale_after and stale_after[0][0] <= stored_count:
             store.delete(stale_after.pop(0)[1])
 
     for n, item in enumerate(found):
+        files_done = n
         try:
             data = item.path.read_bytes() if item.path.stat().st_size <= MAX_BYTES else None
             if data is None:
@@ -550,6 +554,7 @@ def ingest_paths(
         changed = True
         if progress:
             progress(n + 1, len(found), chunks_done)
+    files_done = len(found)
     flush(final=True)
     if progress:
         progress(len(found), len(found), chunks_done)

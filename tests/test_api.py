@@ -7,6 +7,7 @@ import re
 import shutil
 import threading
 from collections import Counter
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -256,6 +257,24 @@ def test_binary_data_without_a_zero_byte_is_skipped_as_binary(fake_advisor: Advi
     assert report.added == 1
     assert any("report.txt looks binary" in w for w in report.warnings), report.warnings
     assert {Path(c.meta["path"]).name for c in stored(fake_advisor)} == {"good.txt"}
+
+
+def test_ingest_reports_progress_by_file_and_within_a_long_file(fake_advisor: Advisor, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in ("a", "b"):
+        (docs / f"{name}.txt").write_text(f"Advice {name}\nPrepare questions for the interviewer.\n", encoding="utf-8")
+    long = "\n\n".join(f"Tip {i}: " + " ".join(f"word{i}x{j}" for j in range(60)) for i in range(800))
+    (docs / "long.txt").write_text("Many tips\n\n" + long, encoding="utf-8")
+    seen: list[tuple[int, int, int]] = []
+    report = fake_advisor.ingest([docs], progress=lambda *args: seen.append(args))
+    assert report.added == 3
+    total = report.chunks_added
+    assert total > 300
+    assert seen[-1] == (3, 3, total)
+    assert all(a[0] <= b[0] and a[2] <= b[2] for a, b in pairwise(seen))  # never goes back
+    # chunks of the long file (the third) are reported while it is stored, not only once it is done
+    assert any(files == 2 and chunks > 0 for files, _n, chunks in seen), seen
 
 
 def test_latin1_file_is_ingested_with_a_warning(fake_advisor: Advisor, tmp_path: Path) -> None:

@@ -243,7 +243,10 @@ def sources(
     chroma_url: ChromaOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List the documents in the store: the source id citations use, language, chunks, title, path."""
+    """List the documents in the store: the source id citations use, language, chunks, title, path.
+
+    A document whose file changed or went away since it was ingested is flagged.
+    """
     adv = _advisor(home=home, embedder=embedder, chroma_url=chroma_url)
     docs = adv.documents()
     if as_json:

@@ -110,7 +110,15 @@ class Answer:
             "mode": self.mode,
             "abstained": self.abstained,
             "lang": self.lang,
-            "citations": [{"marker": i + 1, **p.to_dict()} for i, p in enumerate(self.citations)],
+            "citations": [
+                {
+                    "marker": i + 1,
+                    **p.to_dict(),
+                    # the sentence of the passage that supports the answer, verbatim, with document offsets
+                    "supporting_sentence": asdict(self.quotes[i]) if i < len(self.quotes) else None,
+                }
+                for i, p in enumerate(self.citations)
+            ],
             "retrieved": [{"source": p.source, "chunk_id": p.chunk_id, "score": p.score} for p in self.retrieved],
             "timings": self.timings,
             "notes": self.notes,

@@ -87,6 +87,11 @@ def test_ask_json_without_the_model(tmp_path: Path, cli_env: dict[str, str]) -> 
         assert isinstance(c["start"], int) and isinstance(c["end"], int) and isinstance(c["score"], float)
         assert c["lang"] in ("en", "es", "de")
         assert read_source(c["path"])[c["start"] : c["end"]] == c["text"]
+        # the sentence the answer quotes: verbatim in the file, inside the cited passage, and in the answer
+        quote = c["supporting_sentence"]
+        assert read_source(c["path"])[quote["start"] : quote["end"]] == quote["text"]
+        assert c["start"] <= quote["start"] < quote["end"] <= c["end"]
+        assert quote["text"] in data["answer"]
     for n in re.findall(r"\[(\d+)\]", data["answer"]):
         assert 1 <= int(n) <= len(data["citations"])
 

@@ -7,13 +7,15 @@ environment variables (``ADVISOR_K=3``) > the TOML file (``ADVISOR_CONFIG``, or
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -50,7 +52,10 @@ class Settings(BaseSettings):
     )
 
     home: Path = Field(default_factory=default_home, description="data directory (store, caches)")
-    corpus: list[Path] = Field(default_factory=list, description="default paths for ingest; empty = bundled corpus")
+    corpus: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description=f"default paths for ingest; empty = bundled corpus (env: separated by {os.pathsep!r}, or JSON)",
+    )
     collection: str = Field("advisor", description="Chroma collection name")
     chroma_url: str | None = Field(
         None, description="use a Chroma server (http://host:port) instead of the embedded store"
@@ -110,6 +115,22 @@ class Settings(BaseSettings):
     seed: int = Field(0, description="sampling seed")
     timeout: float = Field(120.0, gt=0, description="seconds before generation is cut off")
 
+    @field_validator("corpus", mode="before")
+    @classmethod
+    def _split_paths(cls, value: Any) -> Any:
+        # ADVISOR_CORPUS=~/notes:~/cv, like PATH; a JSON list ('["~/notes"]') works too
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    return json.loads(text)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"not a JSON list of paths ({exc.msg})") from None
+            value = [part for part in text.split(os.pathsep) if part.strip()]
+        if isinstance(value, list):
+            return [Path(v).expanduser() if isinstance(v, str | Path) else v for v in value]
+        return value
+
     @field_validator("home", mode="before")
     @classmethod
     def _expand_home(cls, value: Any) -> Any:
@@ -152,7 +173,7 @@ def load_settings(**overrides: Any) -> Settings:
             f"invalid setting {where!r}: {first.get('msg', 'invalid value')} "
             f"(check ADVISOR_{where.upper()}, the config file or the command-line option)"
         ) from None
-    except ValueError as exc:  # a TOML syntax error, or an environment value that is not JSON
+    except ValueError as exc:  # a TOML syntax error
         where = f"the config file {path}" if path is not None else "the ADVISOR_ environment variables"
         raise ConfigError(f"cannot read settings: {exc}; fix {where}") from None
 

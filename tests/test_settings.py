@@ -76,6 +76,7 @@ def test_advisor_toml_in_an_explicit_home_is_read(tmp_path: Path, monkeypatch: p
         ({"ADVISOR_MMR_LAMBDA": "1.5"}, "mmr_lambda"),
         ({"ADVISOR_HYBRID": "perhaps"}, "hybrid"),
         ({"ADVISOR_TIMEOUT": "0"}, "timeout"),
+        ({"ADVISOR_CORPUS": '["unclosed'}, "corpus"),
     ],
 )
 def test_bad_environment_values_are_one_line_config_errors(
@@ -89,6 +90,22 @@ def test_bad_environment_values_are_one_line_config_errors(
     assert "\n" not in message
     assert field in message
     assert info.value.exit_code == ConfigError.exit_code
+
+
+def test_corpus_from_the_environment_is_a_path_list_like_path(
+    tmp_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    write_toml(tmp_home / "advisor.toml", 'corpus = ["~/from-toml"]\n')  # a config file is present too
+    assert load_settings().corpus == [Path("~/from-toml").expanduser()]
+    for value, expected in [
+        (str(tmp_path / "notes"), [tmp_path / "notes"]),
+        (f"{tmp_path / 'a'}{os.pathsep}~/b{os.pathsep}", [tmp_path / "a", Path("~/b").expanduser()]),
+        (f'["{tmp_path / "c"}", "{tmp_path / "d"}"]', [tmp_path / "c", tmp_path / "d"]),
+    ]:
+        monkeypatch.setenv("ADVISOR_CORPUS", value)
+        assert load_settings().corpus == expected, value
 
 
 def test_bad_init_value_is_a_config_error(tmp_home: Path) -> None:

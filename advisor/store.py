@@ -141,7 +141,13 @@ class ChromaStore:
         except StoreError:
             raise
         except Exception as exc:
-            fix = _advice(exc, path, "check ADVISOR_HOME / --chroma-url, or move the directory away to start afresh")
+            if url:  # nothing local to move away: the server is down, elsewhere, or refuses us
+                fix = (
+                    "start the Chroma server (chroma run --path DIR --port N), "
+                    "or fix or unset --chroma-url / ADVISOR_CHROMA_URL"
+                )
+            else:
+                fix = _advice(exc, path, "check ADVISOR_HOME, or move the directory away to start afresh")
             raise StoreError(f"cannot open the Chroma store at {url or path} ({_first_line(exc)}); {fix}") from None
         self._name = collection
         self._chroma_settings = chroma_settings
@@ -185,9 +191,11 @@ class ChromaStore:
         except StoreError:
             raise
         except Exception as exc:
-            hint = _advice(
-                exc, self._path, "run advisor ingest again; if this persists, move the directory away and ingest afresh"
-            )
+            if self._path is None:  # a Chroma server
+                hint = "check that the Chroma server is running and reachable, then run the command again"
+            else:
+                again = "run advisor ingest again; if this persists, move the directory away and ingest afresh"
+                hint = _advice(exc, self._path, again)
             raise StoreError(
                 f"the Chroma store at {self._location} failed while {action} ({_first_line(exc)}); {hint}"
             ) from None

@@ -470,3 +470,18 @@ def test_ctrl_c_while_the_command_line_loads_is_one_line_too(cli_env: dict[str, 
     assert proc.returncode == 130, proc.stderr
     assert proc.stderr == "error: interrupted\n"
     assert proc.stdout == ""
+
+
+def test_an_unreachable_chroma_server_says_to_start_it_not_to_move_a_directory(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a loopback port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = run(["ask", "--no-llm", "--chroma-url", f"http://127.0.0.1:{port}", QUESTION], tmp_path, cli_env)
+    line = assert_one_line_error(proc, 5)
+    assert f"http://127.0.0.1:{port}" in line
+    assert "start the Chroma server" in line and "--chroma-url" in line
+    assert "move the directory away" not in line

@@ -16,7 +16,16 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from advisor.citations import add_gloss, clean_gloss, excerpts, extractive_answer, quoted_parts, resolve_markers, verify
+from advisor.citations import (
+    add_gloss,
+    clean_gloss,
+    draft_gone_astray,
+    excerpts,
+    extractive_answer,
+    quoted_parts,
+    resolve_markers,
+    verify,
+)
 from advisor.embedders import Embedder, SentenceMemo, make_embedder
 from advisor.errors import AdvisorError, DocumentError, InputError, StoreError, StoreLockedError
 from advisor.generation import Generator, LlamaCppGenerator, OpenAICompatibleGenerator, bundled_model_path
@@ -486,7 +495,15 @@ class Advisor:
         timings["prompt_ms"] = (time.perf_counter() - t0) * 1000
         if len(kept) < len(cut):
             notes.append(f"{len(cut) - len(kept)} passage(s) left out to fit the context window")
-        result = gen.chat(messages, s.max_tokens, on_token=on_token, timeout=timeout or s.timeout)
+        pieces: list[str] = []
+
+        def sink(piece: str) -> bool:
+            pieces.append(piece)
+            if on_token:
+                on_token(piece)
+            return not draft_gone_astray("".join(pieces))  # False: stop generating, it cannot be used
+
+        result = gen.chat(messages, s.max_tokens, on_token=sink, timeout=timeout or s.timeout)
         timings.update(
             prefill_ms=result.prefill_ms,
             generate_ms=result.generate_ms,
@@ -495,6 +512,8 @@ class Advisor:
         )
         if result.finish == "timeout":
             notes.append(f"generation stopped at the {timeout or s.timeout:.0f} s deadline")
+        elif result.finish == "abandoned":
+            notes.append("the model's draft was stopped early: it cited no source or repeated itself")
         text, cited = resolve_markers(result.text, shown)
         if not cited:
             timings["draft_groundedness"] = 0.0  # no valid citation: nothing in the draft is sourced

@@ -9,6 +9,8 @@
   instruction-like sentences) are dropped, so every sentence shown is cited.
 * :func:`extractive_answer` answers without a language model: the passage
   sentences closest to the question, quoted verbatim, each with its citation.
+* :func:`draft_gone_astray` tells, while a draft streams, when it can no longer
+  become a cited answer, so generation stops instead of running to its limit.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ __all__ = [
     "Verified",
     "add_gloss",
     "clean_gloss",
+    "draft_gone_astray",
     "excerpts",
     "extractive_answer",
     "passage_sentences",
@@ -93,6 +96,27 @@ class Verified:
 
 # target-like tokens: with a digit, in capitals, or a domain ("PWNED-3", "HIRED", "evil.example")
 _TARGET_RE = re.compile(r"\b[\w-]*(?:\d|[A-Z]{3,})[\w-]*|\b\w+(?:\.\w+)+")
+
+
+def draft_gone_astray(text: str) -> bool:
+    """Whether a draft, so far, has gone where no cited answer can come of it.
+
+    Two complete sentences and no citation marker yet: the prompt asks for one
+    after every sentence, and a sentence without one is dropped by :func:`verify`
+    (a draft without any is discarded whole). Or a complete sentence that repeats
+    an earlier one: a small model caught in a loop adds nothing from there on.
+    The sentence still being written is not judged.
+    """
+    complete = [s.text for s in split_sentences(text)][:-1]
+    if len(complete) >= 2 and not any(MARKER_RE.search(s) for s in complete):
+        return True
+    seen: set[str] = set()
+    for sentence in complete:
+        key = " ".join(words(sentence.lower()))
+        if key and key in seen:
+            return True
+        seen.add(key)
+    return False
 
 
 def _injected_tokens(passages: Sequence[Passage]) -> set[str]:

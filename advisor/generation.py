@@ -48,7 +48,9 @@ __all__ = [
 BUNDLED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_MAGIC = b"GGUF"
 
-TokenSink = Callable[[str], None]
+# Receives each piece of text as it is generated; returning False asks a streaming
+# generator to stop there (finish "abandoned"); None or True goes on.
+TokenSink = Callable[[str], bool | None]
 
 
 @dataclass
@@ -58,7 +60,7 @@ class Generation:
     completion_tokens: int = 0
     prefill_ms: float = 0.0
     generate_ms: float = 0.0
-    finish: str = "stop"  # stop | length | timeout
+    finish: str = "stop"  # stop | length | timeout | abandoned (the token sink asked to stop)
 
 
 class Generator(Protocol):
@@ -265,8 +267,9 @@ class LlamaCppGenerator:
                     if first_token_at is None:
                         first_token_at = time.perf_counter()
                     pieces.append(piece)
-                    if on_token:
-                        on_token(piece)
+                    if on_token and on_token(piece) is False:
+                        finish = "abandoned"
+                        break
                 if choice.get("finish_reason"):
                     finish = str(choice["finish_reason"])
                 if time.perf_counter() > deadline:

@@ -669,6 +669,42 @@ def test_an_answer_without_markers_falls_back_to_extractive(tmp_home: Path, two_
     assert answer.mode == "extractive" and answer.citations
 
 
+class WordStreamingGenerator(FakeGenerator):
+    """Streams its script word by word and stops when the token sink returns False, as llama.cpp does."""
+
+    def chat(self, messages: Any, max_tokens: int, on_token: Any = None, timeout: float = 120.0) -> Any:
+        from advisor.generation import Generation
+
+        self.calls.append([dict(m) for m in messages])
+        script = self.script(messages) if callable(self.script) else self.script
+        pieces, finish = [], "stop"
+        for word in script.split(" "):
+            pieces.append(word + " ")
+            if on_token and on_token(word + " ") is False:
+                finish = "abandoned"
+                break
+        return Generation(text="".join(pieces), completion_tokens=len(pieces), finish=finish)
+
+
+def test_a_draft_that_goes_astray_is_stopped_early(tmp_home: Path, two_topic_docs: Path) -> None:
+    rambling = " ".join(f"Networking matters a lot in case {i}." for i in range(40))  # no marker anywhere
+    gen = WordStreamingGenerator(rambling)
+    adv = Advisor(home=tmp_home, embedder=FakeEmbedder(), generator=gen, abstain_threshold=0.05)
+    adv.ingest([two_topic_docs])
+    shown: list[str] = []
+    answer = adv.ask(QUESTION, llm=True, on_token=shown.append)
+    assert answer.mode == "extractive" and answer.citations  # the draft could not be used either way
+    assert any("stopped early" in n for n in answer.notes), answer.notes
+    assert answer.timings["completion_tokens"] < 20  # stopped within the third sentence, not after 40
+    assert "".join(shown).count(".") == 2  # what streamed to the user: the two uncited sentences and a word
+    adv.close()
+    # a draft that cites as it goes runs to its end
+    cited = WordStreamingGenerator(citing("salary"))
+    good = Advisor(home=tmp_home, embedder=FakeEmbedder(), generator=cited, abstain_threshold=0.05)
+    answer = good.ask(QUESTION, llm=True)
+    assert answer.mode == "llm" and not any("stopped early" in n for n in answer.notes)
+
+
 def test_injected_delimiters_in_a_document_do_not_reach_the_prompt(tmp_home: Path, tmp_path: Path) -> None:
     docs = tmp_path / "evil"
     docs.mkdir()

@@ -10,7 +10,7 @@ from conftest import FakeEmbedder
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from advisor.citations import extractive_answer, passage_sentences, resolve_markers, verify
+from advisor.citations import draft_gone_astray, extractive_answer, passage_sentences, resolve_markers, verify
 from advisor.types import Passage
 
 SALARY_DOC = (
@@ -252,3 +252,21 @@ def test_asked_when_the_key_points_passage_may_answer_a_little_further_down() ->
     asked = replace(own, part="question")
     text3, _, _ = extractive_answer(question, "en", [asked], emb)
     assert not any(ln.startswith("- When:") for ln in text3.splitlines())
+
+
+# ---------------------------------------------------------------- drafts that go astray
+@pytest.mark.parametrize(
+    ("draft", "astray"),
+    [
+        ("", False),
+        ("Ask after the first interview.", False),  # one sentence, and it may still get its marker
+        ("Ask after the first interview. Then", False),  # one complete sentence: too early to judge
+        ("Ask after the first interview. Wait a week. Then", True),  # two complete, no marker at all
+        ("Ask after the first interview [1]. Wait a week. Then", False),
+        ("Ask after the first interview. [2] Wait a week. Then", False),  # a marker after the full stop
+        ("It depends [1]. Have a network. Have a network. And", True),  # caught in a loop
+        ("It depends [1]. Have a network. Have a network", False),  # the repeat is still being written
+    ],
+)
+def test_a_draft_goes_astray_without_markers_or_in_a_loop(draft: str, astray: bool) -> None:
+    assert draft_gone_astray(draft) is astray

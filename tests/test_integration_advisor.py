@@ -93,6 +93,24 @@ def test_llm_answer_with_the_bundled_model(real_advisor: Any) -> None:
         assert any("extractive" in n for n in answer.notes)
 
 
+def test_the_bundled_model_stops_a_draft_that_goes_astray(real_advisor: Any) -> None:
+    from advisor.citations import draft_gone_astray
+
+    gen = real_advisor.generator
+    pieces: list[str] = []
+
+    def sink(piece: str) -> bool:
+        pieces.append(piece)
+        return not draft_gone_astray("".join(pieces))
+
+    messages = [{"role": "user", "content": "Write ten short sentences about job interviews, without citations."}]
+    result = gen.chat(messages, 160, on_token=sink)
+    assert result.finish == "abandoned"
+    assert draft_gone_astray(result.text)
+    assert not draft_gone_astray(result.text[: -len(pieces[-1])])  # stopped at the first piece that went astray
+    assert result.completion_tokens < 160
+
+
 def test_a_spanish_question_gets_a_spanish_frame(real_advisor: Any) -> None:
     answer = real_advisor.ask("¿Cómo consigo una segunda entrevista?", llm=False)
     assert answer.lang == "es"

@@ -331,7 +331,7 @@ def _render_answer(answer: Answer, explain: bool) -> str:
             lines.append(body)
     if explain:
         lines.append("")
-        lines.append("Retrieved (score; dense cosine / BM25 / reranker and their ranks):")
+        lines.append("Retrieved (score; signals: dense cosine, word match, BM25, reranker, and their ranks):")
         for p in answer.retrieved:
             sig = " ".join(f"{k}={v}" for k, v in p.signals.items())
             lines.append(f"  {p.score:.3f}  {p.source} #{p.chunk}  {sig}")

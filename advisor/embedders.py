@@ -38,7 +38,16 @@ import numpy.typing as npt
 
 from advisor.errors import ConfigError, ModelError
 
-__all__ = ["EMBEDDERS", "Embedder", "QueryCache", "SentenceMemo", "make_embedder", "model_label", "packaged_minilm"]
+__all__ = [
+    "EMBEDDERS",
+    "Embedder",
+    "QueryCache",
+    "SentenceMemo",
+    "make_embedder",
+    "model_label",
+    "packaged_minilm",
+    "quiet_model_load",
+]
 
 Matrix = npt.NDArray[np.float32]
 
@@ -246,23 +255,29 @@ _LOAD_LOGGERS = ("sentence_transformers", "transformers", "huggingface_hub", "to
 
 
 @contextlib.contextmanager
-def _quiet_model_load() -> Iterator[None]:
+def quiet_model_load() -> Iterator[None]:
     """Silence the model libraries' loggers and Python warnings while a model loads.
 
     A failed load is reported as one ``error:`` line by the caller; the libraries'
     own chatter (on stderr, before it) would make that two or more lines. The
     loggers' levels and the warning filters are restored afterwards.
     """
+    from transformers.utils import logging as hf_logging
+
     saved = [(logger, logger.level) for logger in map(logging.getLogger, _LOAD_LOGGERS)]
+    bars = hf_logging.is_progress_bar_enabled()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             for logger, _ in saved:
                 logger.setLevel(logging.CRITICAL + 1)
+            hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # no "Loading weights" bar
             yield
         finally:
             for logger, level in saved:
                 logger.setLevel(level)
+            if bars:
+                hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 class SentenceTransformerEmbedder:
@@ -282,7 +297,7 @@ class SentenceTransformerEmbedder:
                 "directory (--embedder st:/path/to/model or ADVISOR_EMBEDDER) or a hub model name"
             )
         try:
-            with _quiet_model_load():
+            with quiet_model_load():
                 self._model = SentenceTransformer(model, device=device)
         except Exception as exc:  # hub errors, bad paths, corrupt files
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

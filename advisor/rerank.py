@@ -23,7 +23,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from advisor.embedders import model_label
+from advisor.embedders import model_label, quiet_model_load
 from advisor.errors import ModelError
 from advisor.settings import Settings
 
@@ -64,20 +64,15 @@ class CrossEncoderReranker:
         if importlib.util.find_spec("sentence_transformers") is None:
             raise ModelError('reranking needs sentence-transformers: pip install "torch==2.13.0" ".[st]"')
         from sentence_transformers import CrossEncoder
-        from transformers.utils import logging as hf_logging
 
-        bars = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # no "Loading weights" bar on stderr
         try:
-            self._model = CrossEncoder(str(local) if local.is_dir() else model, device=device)
+            with quiet_model_load():  # no "Loading weights" bar or library chatter on stderr
+                self._model = CrossEncoder(str(local) if local.is_dir() else model, device=device)
         except Exception as exc:  # hub errors (offline and not cached), corrupt files
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ModelError(
                 f"cannot load reranker model {model!r} ({first}); connect to the network once to download it, or {_HOW}"
             ) from None
-        finally:
-            if bars:
-                hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
         labels = int(getattr(self._model, "num_labels", 1) or 1)
         if labels != 1:
             raise ModelError(f"{model} gives {labels} scores per pair, not one; it is not a reranker; {_HOW}")

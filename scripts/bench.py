@@ -28,7 +28,7 @@ retrieval
     Chroma search (``dense_ms``), and the rest (fusion/MMR, language detection and
     the API's checks). Target: p50 < 50 ms.
 synthetic
-    A Chroma store of 100,000 chunks (the 36 real chunks + synthetic ones with
+    A Chroma store of 100,000 chunks (the 37 real chunks + synthetic ones with
     clustered unit vectors and real-looking text and metadata) written through
     ``ChromaStore.upsert``; reports the build time, then ``Retriever.retrieve``
     p50/p95 for the real questions, interleaved with the same call on the shipped

@@ -485,3 +485,11 @@ def test_an_unreachable_chroma_server_says_to_start_it_not_to_move_a_directory(
     assert f"http://127.0.0.1:{port}" in line
     assert "start the Chroma server" in line and "--chroma-url" in line
     assert "move the directory away" not in line
+
+
+def test_a_sentence_transformers_embedder_loads_without_progress_bars(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    args = ["ask", "--no-llm", "--embedder", "minilm", "--json", "Should I connect on LinkedIn?"]
+    proc = run(args, tmp_path, cli_env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip() == ""  # no "Loading weights" bar while the model loads
+    assert json.loads(proc.stdout)["citations"]

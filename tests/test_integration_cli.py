@@ -493,3 +493,14 @@ def test_a_sentence_transformers_embedder_loads_without_progress_bars(tmp_path: 
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.strip() == ""  # no "Loading weights" bar while the model loads
     assert json.loads(proc.stdout)["citations"]
+
+
+def test_version_prints_the_installed_version(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    from importlib.metadata import version
+
+    import advisor
+
+    proc = run(["--version"], tmp_path, cli_env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"advisor {version('advisor')}\n"
+    assert advisor.__version__ == version("advisor")  # the package and its metadata agree

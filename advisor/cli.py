@@ -64,6 +64,7 @@ def _options(
 ) -> None:
     pass
 
+
 HomeOpt = Annotated[
     Path | None,
     typer.Option("--home", help="Data directory for the store [env: ADVISOR_HOME].", show_default=False),

@@ -98,6 +98,29 @@ class Verified:
 _TARGET_RE = re.compile(r"\b[\w-]*(?:\d|[A-Z]{3,})[\w-]*|\b\w+(?:\.\w+)+")
 
 
+# A full stop that need not end a sentence: after a list number ("1."), a title or a common
+# abbreviation ("Dr.", "vs.", "etc."), or initials ("e.g.", "i.e.", "z.B.").
+_NOT_AN_END = re.compile(
+    r"(?:^\s*(?:[-*+]\s*)?\d{1,3}|(?:^|[\s(])(?:[A-Z][a-z]{0,3}|[^\W\d_]|vs|etc|ca|cf|approx|incl|bzw|usw|vgl|ej"
+    r"|[^\W\d_](?:\.[^\W\d_])+))\.$"
+)
+# a sentence ends in a full stop, "!", "?" or "…", perhaps with closing quotes or markers after it
+_ENDS_A_SENTENCE = re.compile(r"[.!?…][\"'”»’)\]]*(?:\s*\[\d+\])*$")
+
+
+def _draft_sentences(text: str) -> list[str]:
+    """The complete sentences of a draft, pieces split at an abbreviation or list number joined."""
+    pieces = [s.text for s in split_sentences(text)][:-1]  # the last is still being written
+    out: list[str] = []
+    carry = ""
+    for piece in pieces:
+        carry = f"{carry} {piece}" if carry else piece
+        if not _NOT_AN_END.search(carry):
+            out.append(carry)
+            carry = ""
+    return out  # a piece left in carry is continued by the one still being written
+
+
 def draft_gone_astray(text: str) -> bool:
     """Whether a draft, so far, has gone where no cited answer can come of it.
 
@@ -107,8 +130,10 @@ def draft_gone_astray(text: str) -> bool:
     an earlier one: a small model caught in a loop adds nothing from there on.
     The sentence still being written is not judged.
     """
-    complete = [s.text for s in split_sentences(text)][:-1]
-    if len(complete) >= 2 and not any(MARKER_RE.search(s) for s in complete):
+    complete = _draft_sentences(text)
+    # a heading or a list's lead-in ("Here are the steps:") is not a sentence that owes a marker
+    sentences = [s for s in complete if _ENDS_A_SENTENCE.search(s)]
+    if len(sentences) >= 2 and not any(MARKER_RE.search(s) for s in complete):
         return True
     seen: set[str] = set()
     for sentence in complete:

@@ -705,6 +705,21 @@ def test_a_draft_that_goes_astray_is_stopped_early(tmp_home: Path, two_topic_doc
     assert answer.mode == "llm" and not any("stopped early" in n for n in answer.notes)
 
 
+def test_a_cited_numbered_list_after_a_lead_in_is_not_stopped(tmp_home: Path, two_topic_docs: Path) -> None:
+    def steps(messages: Any) -> str:
+        n = source_number(messages, "salary")
+        return f"Here are the steps:\n1. {GOOD} [{n}].\n2. {CLAIM} [{n}]."
+
+    adv = Advisor(
+        home=tmp_home, embedder=FakeEmbedder(), generator=WordStreamingGenerator(steps), abstain_threshold=0.05
+    )
+    adv.ingest([two_topic_docs])
+    answer = adv.ask(QUESTION, llm=True)
+    assert answer.mode == "llm" and GOOD in answer.text and CLAIM in answer.text, answer.notes
+    assert not any("stopped early" in n for n in answer.notes)
+    adv.close()
+
+
 def test_injected_delimiters_in_a_document_do_not_reach_the_prompt(tmp_home: Path, tmp_path: Path) -> None:
     docs = tmp_path / "evil"
     docs.mkdir()

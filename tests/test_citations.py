@@ -266,6 +266,14 @@ def test_asked_when_the_key_points_passage_may_answer_a_little_further_down() ->
         ("Ask after the first interview. [2] Wait a week. Then", False),  # a marker after the full stop
         ("It depends [1]. Have a network. Have a network. And", True),  # caught in a loop
         ("It depends [1]. Have a network. Have a network", False),  # the repeat is still being written
+        # list numbers, abbreviations, headings and a list's lead-in are not sentences without a marker
+        ("Here are the steps:\n1. Learn Python", False),
+        ("## Career advice\nBased on the sources, here are my suggestions:\n- Learn", False),
+        ("Dr. Smith recommends e.g. Python", False),
+        ("Dr. Smith says to learn Python [1]. Dr. Jones says", False),  # "Dr." twice is no loop
+        ("Learn Python, i.e. a language that is widely used, e.g. in data jobs", False),
+        ("Aprenda un lenguaje, p. ej. Python, el más usado en ciencia de datos, p. ej. en la banca", False),
+        ("1. Learn Python.\n2. Build projects.\n3. Apply", True),  # numbered, but still no marker
     ],
 )
 def test_a_draft_goes_astray_without_markers_or_in_a_loop(draft: str, astray: bool) -> None:

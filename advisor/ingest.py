@@ -203,6 +203,9 @@ def read_document(found: _Found, data: bytes) -> Document:
     if b"\x00" in head and not data.startswith(UTF16_BOMS):
         raise DocumentError(_BINARY.format(path=path))
     text, note = _decode(data, path)
+    # read as UTF-16, the zero test is of characters: UTF-32 (its mark starts like UTF-16's) or data after a mark
+    if not note and data.startswith(UTF16_BOMS) and "\x00" in text[: len(head) // 2]:
+        raise DocumentError(_BINARY.format(path=path))
     # not UTF-8 and more than 1 byte in 20 a control byte: a PDF or archive with no zero byte early on
     if note and sum(b in _CONTROL_BYTES for b in head) * 20 > len(head):
         raise DocumentError(_BINARY.format(path=path))

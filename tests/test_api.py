@@ -308,6 +308,22 @@ def test_utf16_file_with_a_byte_order_mark_is_ingested_as_text(fake_advisor: Adv
         assert decoded[c.meta["start"] : c.meta["end"]] == c.text
 
 
+def test_a_byte_order_mark_before_zero_characters_is_binary_not_text(fake_advisor: Advisor, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    text = "Interview tips\nAsk when a decision is due. Send a thank-you note afterwards.\n"
+    # UTF-32 with its mark starts like UTF-16's (FF FE) and, read as UTF-16, is a zero character in every other
+    (docs / "utf32.txt").write_bytes(text.encode("utf-32"))
+    (docs / "zeros.txt").write_bytes(b"\xff\xfe" + bytes(4000))
+    (docs / "good.txt").write_text(text, encoding="utf-8")
+    report = fake_advisor.ingest([docs])
+    assert report.added == 1, report.warnings
+    for name in ("utf32.txt", "zeros.txt"):
+        assert any(f"{name} looks binary" in w for w in report.warnings), report.warnings
+    assert {Path(c.meta["path"]).name for c in stored(fake_advisor)} == {"good.txt"}
+    assert not any("\x00" in c.text for c in stored(fake_advisor))
+
+
 def test_symlinked_directory_loop_does_not_hang(fake_advisor: Advisor, tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     (docs / "sub").mkdir(parents=True)

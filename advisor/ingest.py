@@ -190,9 +190,9 @@ def _doc_id(found: _Found) -> str:
     return found.meta.doc_id if found.meta else str(found.path)
 
 
-# control bytes other than tab, newline, form feed and carriage return: text holds
-# almost none, compressed or encoded data about one byte in nine
-_CONTROL_BYTES = frozenset(range(32)) - {9, 10, 12, 13} | {127}
+# control bytes other than tab, newline, form feed, carriage return and escape (a coloured
+# log's): text holds almost none, compressed or encoded data about one byte in ten
+_CONTROL_BYTES = frozenset(range(32)) - {9, 10, 12, 13, 27} | {127}
 _BINARY = "{path} looks binary, not text; convert it to .txt or .md first"
 
 

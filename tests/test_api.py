@@ -324,6 +324,17 @@ def test_a_byte_order_mark_before_zero_characters_is_binary_not_text(fake_adviso
     assert not any("\x00" in c.text for c in stored(fake_advisor))
 
 
+def test_a_windows_1252_log_with_colour_codes_is_text(fake_advisor: Advisor, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    line = "\x1b[2m[12:00:{i:02}]\x1b[0m \x1b[32mINFO\x1b[0m  Rückmeldung \x1b[1m{i}\x1b[0m erhalten\n"
+    log = "".join(line.format(i=i) for i in range(50))  # a coloured log: one byte in ten is an escape
+    (docs / "build.log.txt").write_bytes(log.encode("cp1252"))  # the same log in UTF-8 is read as text
+    report = fake_advisor.ingest([docs])
+    assert report.added == 1, report.warnings
+    assert not any("binary" in w for w in report.warnings), report.warnings
+
+
 def test_symlinked_directory_loop_does_not_hang(fake_advisor: Advisor, tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     (docs / "sub").mkdir(parents=True)

@@ -168,10 +168,12 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**clean)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(part) for part in first.get("loc", ())) or "settings"
+        loc = first.get("loc", ())
+        where = ".".join(str(part) for part in loc) or "settings"
+        variable = f"ADVISOR_{str(loc[0]).upper()}" if loc else "the ADVISOR_ variables"  # corpus.1: ADVISOR_CORPUS
         raise ConfigError(
             f"invalid setting {where!r}: {first.get('msg', 'invalid value')} "
-            f"(check ADVISOR_{where.upper()}, the config file or the command-line option)"
+            f"(check {variable}, the config file or the command-line option)"
         ) from None
     except ValueError as exc:  # a TOML syntax error
         where = f"the config file {path}" if path is not None else "the ADVISOR_ environment variables"

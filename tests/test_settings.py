@@ -92,6 +92,16 @@ def test_bad_environment_values_are_one_line_config_errors(
     assert info.value.exit_code == ConfigError.exit_code
 
 
+def test_a_bad_item_of_a_list_setting_names_the_variable_that_holds_it(
+    tmp_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ADVISOR_CORPUS", '["~/notes", 3]')
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert "'corpus.1'" in str(info.value)  # which item
+    assert "check ADVISOR_CORPUS," in str(info.value)  # the variable there is, not ADVISOR_CORPUS.1
+
+
 def test_corpus_from_the_environment_is_a_path_list_like_path(
     tmp_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

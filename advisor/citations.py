@@ -98,6 +98,8 @@ class Verified:
 _TARGET_RE = re.compile(r"\b[\w-]*(?:\d|[A-Z]{3,})[\w-]*|\b\w+(?:\.\w+)+")
 
 
+UNCITED_SENTENCES = 3  # complete sentences without any marker after which a draft is stopped
+
 # A full stop that need not end a sentence: after a list number ("1."), a title or a common
 # abbreviation ("Dr.", "vs.", "etc."), or initials ("e.g.", "i.e.", "z.B.").
 _NOT_AN_END = re.compile(
@@ -108,9 +110,12 @@ _NOT_AN_END = re.compile(
 _ENDS_A_SENTENCE = re.compile(r"[.!?…][\"'”»’)\]]*(?:\s*\[\d+\])*$")
 
 
-def _draft_sentences(text: str) -> list[str]:
-    """The complete sentences of a draft, pieces split at an abbreviation or list number joined."""
-    pieces = [s.text for s in split_sentences(text)][:-1]  # the last is still being written
+def _joined(pieces: Sequence[str]) -> tuple[list[str], str]:
+    """``pieces`` with each one split at an abbreviation or list number joined to the next.
+
+    Returns the joined sentences and what is left over at the end (a piece that
+    ends in such a full stop, waiting for its continuation), or "".
+    """
     out: list[str] = []
     carry = ""
     for piece in pieces:
@@ -118,22 +123,29 @@ def _draft_sentences(text: str) -> list[str]:
         if not _NOT_AN_END.search(carry):
             out.append(carry)
             carry = ""
-    return out  # a piece left in carry is continued by the one still being written
+    return out, carry
+
+
+def _draft_sentences(text: str) -> list[str]:
+    """The complete sentences of a draft, pieces split at an abbreviation or list number joined."""
+    # the last piece is still being written; a piece left over is continued by it
+    return _joined([s.text for s in split_sentences(text)][:-1])[0]
 
 
 def draft_gone_astray(text: str) -> bool:
     """Whether a draft, so far, has gone where no cited answer can come of it.
 
-    Two complete sentences and no citation marker yet: the prompt asks for one
+    Three complete sentences and no citation marker yet: the prompt asks for one
     after every sentence, and a sentence without one is dropped by :func:`verify`
-    (a draft without any is discarded whole). Or a complete sentence that repeats
+    (a draft without any is discarded whole); two are allowed for a chatty opening
+    ("Great question! Based on the sources, here is what to do."). Or a complete sentence that repeats
     an earlier one: a small model caught in a loop adds nothing from there on.
     The sentence still being written is not judged.
     """
     complete = _draft_sentences(text)
     # a heading or a list's lead-in ("Here are the steps:") is not a sentence that owes a marker
     sentences = [s for s in complete if _ENDS_A_SENTENCE.search(s)]
-    if len(sentences) >= 2 and not any(MARKER_RE.search(s) for s in complete):
+    if len(sentences) >= UNCITED_SENTENCES and not any(MARKER_RE.search(s) for s in complete):
         return True
     seen: set[str] = set()
     for sentence in complete:
@@ -169,7 +181,9 @@ def _claims(text: str) -> list[str]:
             piece = piece[lead.end() :].strip()
         if piece:
             pieces.append(piece)
-    return pieces
+    # "Dr. Smith recommends e.g. Python [1]." is one claim, not "Dr.", "Smith recommends e.g." and "Python [1]."
+    joined, rest = _joined(pieces)
+    return [*joined, rest] if rest else joined
 
 
 def verify(

@@ -103,6 +103,19 @@ def test_markers_after_the_full_stop_belong_to_the_sentence_before(answer: str) 
     assert out.citations == [SALARY] and out.dropped == 0 and out.groundedness == pytest.approx(1.0), out
 
 
+def test_an_abbreviation_or_list_number_does_not_split_a_claim() -> None:
+    doc = "Offers\nDr. Smith says: counter the offer, e.g. with a researched salary range for the role.\n"
+    passage = passage_of(doc, "smith")
+    for answer in (
+        "Dr. Smith says to counter the offer, e.g. with a researched salary range [1].",
+        "1. Dr. Smith says to counter the offer, e.g. with a researched salary range [1].",
+    ):
+        out = verify(answer, [passage], FakeEmbedder())
+        assert out.dropped == 0 and out.groundedness == pytest.approx(1.0), out
+        # nothing cut away as an unsupported "sentence" like "Dr."
+        assert answer.removesuffix(" [1].") in out.text and out.citations == [passage]
+
+
 def test_a_wrong_citation_is_removed_and_its_sentence_dropped() -> None:
     emb = FakeEmbedder()
     good = "Counter the recruiter offer politely with a researched salary range"
@@ -261,9 +274,11 @@ def test_asked_when_the_key_points_passage_may_answer_a_little_further_down() ->
         ("", False),
         ("Ask after the first interview.", False),  # one sentence, and it may still get its marker
         ("Ask after the first interview. Then", False),  # one complete sentence: too early to judge
-        ("Ask after the first interview. Wait a week. Then", True),  # two complete, no marker at all
-        ("Ask after the first interview [1]. Wait a week. Then", False),
-        ("Ask after the first interview. [2] Wait a week. Then", False),  # a marker after the full stop
+        ("Ask after the first interview. Wait a week. Then", False),  # two: perhaps a chatty opening
+        ("Great question! Based on the sources, here is what to do. Ask after the interview [1].", False),
+        ("Ask after the first interview. Wait a week. Call them. Then", True),  # three, no marker at all
+        ("Ask after the first interview [1]. Wait a week. Call them. Then", False),
+        ("Ask after the first interview. [2] Wait a week. Call them. Then", False),  # a marker after the stop
         ("It depends [1]. Have a network. Have a network. And", True),  # caught in a loop
         ("It depends [1]. Have a network. Have a network", False),  # the repeat is still being written
         # list numbers, abbreviations, headings and a list's lead-in are not sentences without a marker
@@ -273,7 +288,7 @@ def test_asked_when_the_key_points_passage_may_answer_a_little_further_down() ->
         ("Dr. Smith says to learn Python [1]. Dr. Jones says", False),  # "Dr." twice is no loop
         ("Learn Python, i.e. a language that is widely used, e.g. in data jobs", False),
         ("Aprenda un lenguaje, p. ej. Python, el más usado en ciencia de datos, p. ej. en la banca", False),
-        ("1. Learn Python.\n2. Build projects.\n3. Apply", True),  # numbered, but still no marker
+        ("1. Learn Python.\n2. Build projects.\n3. Apply for jobs.\n4. Wait", True),  # numbered, still no marker
     ],
 )
 def test_a_draft_goes_astray_without_markers_or_in_a_loop(draft: str, astray: bool) -> None:

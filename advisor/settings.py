@@ -126,7 +126,7 @@ class Settings(BaseSettings):
                     return json.loads(text)
                 except json.JSONDecodeError as exc:
                     raise ValueError(f"not a JSON list of paths ({exc.msg})") from None
-            value = [part for part in text.split(os.pathsep) if part.strip()]
+            value = [part.strip() for part in text.split(os.pathsep) if part.strip()]
         if isinstance(value, list):
             return [Path(v).expanduser() if isinstance(v, str | Path) else v for v in value]
         return value

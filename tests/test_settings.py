@@ -112,6 +112,7 @@ def test_corpus_from_the_environment_is_a_path_list_like_path(
     for value, expected in [
         (str(tmp_path / "notes"), [tmp_path / "notes"]),
         (f"{tmp_path / 'a'}{os.pathsep}~/b{os.pathsep}", [tmp_path / "a", Path("~/b").expanduser()]),
+        (f" {tmp_path / 'a'} {os.pathsep} ~/b ", [tmp_path / "a", Path("~/b").expanduser()]),  # spaces around
         (f'["{tmp_path / "c"}", "{tmp_path / "d"}"]', [tmp_path / "c", tmp_path / "d"]),
     ]:
         monkeypatch.setenv("ADVISOR_CORPUS", value)

@@ -203,6 +203,8 @@ def read_document(found: _Found, data: bytes) -> Document:
     if b"\x00" in head and not data.startswith(UTF16_BOMS):
         raise DocumentError(_BINARY.format(path=path))
     text, note = _decode(data, path)
+    if note and data.startswith(UTF16_BOMS):  # a UTF-16 mark, then bytes that are not UTF-16
+        raise DocumentError(f"{path} starts as UTF-16 text but does not decode (damaged or cut short); save it again")
     # read as UTF-16, the zero test is of characters: UTF-32 (its mark starts like UTF-16's) or data after a mark
     if not note and data.startswith(UTF16_BOMS) and "\x00" in text[: len(head) // 2]:
         raise DocumentError(_BINARY.format(path=path))

@@ -335,6 +335,15 @@ def test_a_windows_1252_log_with_colour_codes_is_text(fake_advisor: Advisor, tmp
     assert not any("binary" in w for w in report.warnings), report.warnings
 
 
+def test_a_damaged_utf16_file_says_so_rather_than_binary(fake_advisor: Advisor, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "cut.txt").write_bytes("Fragen Sie nach dem Gespräch nach.\n".encode("utf-16") + b"\x41")  # odd length
+    report = fake_advisor.ingest([docs])
+    assert report.added == 0
+    assert any("cut.txt starts as UTF-16 text but does not decode" in w for w in report.warnings), report.warnings
+
+
 def test_symlinked_directory_loop_does_not_hang(fake_advisor: Advisor, tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     (docs / "sub").mkdir(parents=True)

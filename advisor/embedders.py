@@ -36,7 +36,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from advisor.errors import ConfigError, ModelError
+from advisor.errors import ConfigError, ModelError, first_line
 
 __all__ = [
     "EMBEDDERS",
@@ -300,7 +300,7 @@ class SentenceTransformerEmbedder:
             with quiet_model_load():
                 self._model = SentenceTransformer(model, device=device)
         except Exception as exc:  # hub errors, bad paths, corrupt files
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            first = first_line(exc)
             raise ModelError(
                 f"cannot load sentence-transformers model {model!r} ({first}); "
                 "pass a local model directory or connect to the network once to download it"

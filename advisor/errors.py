@@ -18,7 +18,13 @@ __all__ = [
     "ScenarioError",
     "StoreError",
     "StoreLockedError",
+    "first_line",
 ]
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of a library's exception message (its type's name when it has none), for one-line errors."""
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 class AdvisorError(Exception):

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from advisor.errors import ConfigError, GenerationError, ModelError
+from advisor.errors import ConfigError, GenerationError, ModelError, first_line
 from advisor.prompts import Message
 
 __all__ = [
@@ -209,7 +209,7 @@ class LlamaCppGenerator:
         try:
             self._llm: Any = Llama(model_path=str(path), n_ctx=n_ctx, seed=seed, verbose=False, **threads)
         except Exception as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            first = first_line(exc)
             raise ModelError(
                 f"cannot load model {path} ({first}); the file may be truncated or an "
                 "unsupported GGUF; set ADVISOR_MODEL or pass --model"
@@ -374,7 +374,7 @@ class OpenAICompatibleGenerator:
         except http.client.HTTPException as exc:  # not an HTTP reply at all (BadStatusLine, IncompleteRead, ...)
             raise self._malformed(f"not a valid HTTP response: {type(exc).__name__}") from None
         except ValueError as exc:  # urllib/http.client cannot use the URL (e.g. non-ASCII characters in it)
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            first = first_line(exc)
             raise GenerationError(
                 f"cannot send a request to the model server at {self.url} ({first}); {LLM_URL_HINT}"
             ) from None

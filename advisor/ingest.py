@@ -200,16 +200,19 @@ def read_document(found: _Found, data: bytes) -> Document:
     """Decode and describe one file (title, language, stable id)."""
     path = found.path
     head = data[:8192]
-    if b"\x00" in head and not data.startswith(UTF16_BOMS):
+    utf16 = data.startswith(UTF16_BOMS)  # its zero bytes are text: the zero test is of characters
+    if b"\x00" in head and not utf16:
         raise DocumentError(_BINARY.format(path=path))
     text, note = _decode(data, path)
-    if note and data.startswith(UTF16_BOMS):  # a UTF-16 mark, then bytes that are not UTF-16
-        raise DocumentError(f"{path} starts as UTF-16 text but does not decode (damaged or cut short); save it again")
-    # read as UTF-16, the zero test is of characters: UTF-32 (its mark starts like UTF-16's) or data after a mark
-    if not note and data.startswith(UTF16_BOMS) and "\x00" in text[: len(head) // 2]:
-        raise DocumentError(_BINARY.format(path=path))
-    # not UTF-8 and more than 1 byte in 20 a control byte: a PDF or archive with no zero byte early on
-    if note and sum(b in _CONTROL_BYTES for b in head) * 20 > len(head):
+    if utf16:
+        if note:  # a UTF-16 mark, then bytes that are not UTF-16
+            raise DocumentError(
+                f"{path} starts as UTF-16 text but does not decode (damaged or cut short); save it again"
+            )
+        if "\x00" in text[: len(head) // 2]:  # UTF-32 (its mark starts like UTF-16's), or data after a mark
+            raise DocumentError(_BINARY.format(path=path))
+    # not Unicode and more than 1 byte in 20 a control byte: a PDF or archive with no zero byte early on
+    elif note and sum(b in _CONTROL_BYTES for b in head) * 20 > len(head):
         raise DocumentError(_BINARY.format(path=path))
     if not text.strip():
         raise DocumentError(f"{path} is empty")

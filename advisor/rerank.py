@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from advisor.embedders import model_label, quiet_model_load
-from advisor.errors import ModelError
+from advisor.errors import ModelError, first_line
 from advisor.settings import Settings
 
 __all__ = ["CrossEncoderReranker", "Reranker", "make_reranker"]
@@ -69,7 +69,7 @@ class CrossEncoderReranker:
             with quiet_model_load():  # no "Loading weights" bar or library chatter on stderr
                 self._model = CrossEncoder(str(local) if local.is_dir() else model, device=device)
         except Exception as exc:  # hub errors (offline and not cached), corrupt files
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            first = first_line(exc)
             raise ModelError(
                 f"cannot load reranker model {model!r} ({first}); connect to the network once to download it, or {_HOW}"
             ) from None

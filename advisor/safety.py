@@ -10,8 +10,9 @@
   output so nothing is fetched when an answer is rendered.
 * :data:`CONTROL_CHARS` are the characters that must never reach a terminal
   (C0/C1 controls, bidi overrides); :func:`decode_text` reads bytes as UTF-8
-  (or UTF-16 with a byte-order mark), else Windows-1252 (documents, and questions from a terminal that is not
-  UTF-8); :func:`clean_question` is a question as the advisor searches it.
+  (or UTF-16 with a byte-order mark), else Windows-1252 (documents, and
+  questions from a terminal that is not UTF-8); :func:`clean_question` is a
+  question as the advisor searches it.
 """
 
 from __future__ import annotations

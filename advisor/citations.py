@@ -1,4 +1,4 @@
-"""Citations: parse and check the model's markers, and build extractive answers.
+"""Citations: parse and check the model's markers.
 
 * :func:`resolve_markers` keeps ``[n]`` markers that name a passage the model
   was shown, drops the others, and renumbers the kept ones 1..m in order of
@@ -7,8 +7,6 @@
   passage it names (cross-lingual embedding similarity) and removes citations
   that do not support it; sentences left without a supporting citation (and
   instruction-like sentences) are dropped, so every sentence shown is cited.
-* :func:`extractive_answer` answers without a language model: the passage
-  sentences closest to the question, quoted verbatim, each with its citation.
 * :func:`draft_gone_astray` tells, while a draft streams, when it can no longer
   become a cited answer, so generation stops instead of running to its limit.
 """
@@ -17,38 +15,28 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from advisor.chunking import split_sentences
 from advisor.embedders import Embedder
-from advisor.lang import detect_language, words
+from advisor.lang import words
 from advisor.safety import looks_like_instructions, strip_remote_content
 from advisor.types import Passage, Sentence
 
 __all__ = [
     "MARKER_RE",
     "Verified",
-    "add_gloss",
-    "clean_gloss",
     "draft_gone_astray",
-    "excerpts",
-    "extractive_answer",
+    "evidence_sentences",
     "passage_sentences",
-    "quoted_parts",
     "resolve_markers",
     "verify",
 ]
 
 MARKER_RE = re.compile(r"\[(\s*\d+\s*(?:[,;]\s*\d+\s*)*)\]")
 SUPPORT_THRESHOLD = 0.35
-
-_FRAME = {
-    "en": ("What the sources say about your question:", "Source"),
-    "es": ("Lo que dicen las fuentes sobre su pregunta:", "Fuente"),
-    "de": ("Was die Quellen zu Ihrer Frage sagen:", "Quelle"),
-}
 
 
 def passage_sentences(passage: Passage) -> list[Sentence]:
@@ -235,239 +223,3 @@ def verify(
     by_chunk = {citations[n - 1].chunk_id: sent for n, (_sim, sent) in best.items()}
     quotes = [by_chunk[p.chunk_id] for p in final_cites]
     return Verified(final_text, final_cites, supported / (supported + dropped), dropped, quotes)
-
-
-_FIRST_PERSON = re.compile(r"\b(my|mi|mis|mein|meine|meinem|meinen|meiner)\b", re.IGNORECASE)
-NARRATIVE_PENALTY = 0.05
-
-
-def _score_sentences(
-    question: str, passages: Sequence[Passage], embedder: Embedder, min_relative: float
-) -> list[tuple[float, int, Sentence]]:
-    candidates: list[tuple[int, Sentence]] = []
-    top = max((p.score for p in passages), default=0.0)
-    for i, p in enumerate(passages):
-        if p.score < min_relative * top:
-            continue  # far weaker than the best passage: likely off-topic
-        for s in evidence_sentences(p):
-            n_words = len(words(s.text))
-            if n_words < 6 or s.text.rstrip().endswith("?") or s.text.strip() == p.title.strip():
-                continue
-            candidates.append((i, s))
-    if not candidates:
-        return []
-    q = embedder.embed_query(question)
-    vecs = embedder.embed_documents([s.text for _, s in candidates])
-    sims = vecs @ q
-    scored = []
-    for (i, s), sim in zip(candidates, sims, strict=True):
-        rank_bonus = 0.04 * (len(passages) - i) / max(1, len(passages))
-        # "my network ...", "mi red ...": someone telling their own story, not advice
-        narrative = NARRATIVE_PENALTY if _FIRST_PERSON.search(s.text) else 0.0
-        scored.append((float(sim) + rank_bonus - narrative, i, s))
-    scored.sort(key=lambda t: -t[0])
-    return scored
-
-
-def excerpts(question: str, passages: Sequence[Passage], embedder: Embedder, per_passage: int = 3) -> list[Passage]:
-    """Copies of ``passages`` cut to their sentences closest to the question (for prompting).
-
-    The prompt carries only the evidence-bearing sentences (prefill dominates
-    latency on a laptop); citations still point at the whole, verbatim passage.
-    """
-    scored = _score_sentences(question, passages, embedder, 0.0)
-    keep: dict[int, list[Sentence]] = {}
-    for _score, i, sent in scored:
-        if len(keep.setdefault(i, [])) < per_passage:
-            keep[i].append(sent)
-    out = []
-    for i, p in enumerate(passages):
-        chosen = sorted(keep.get(i, []), key=lambda x: x.start)
-        text = " … ".join(x.text for x in chosen) if chosen else p.text
-        out.append(replace(p, text=text))
-    return out
-
-
-_LABELS = {
-    "en": {"recommendation": "Key point", "timing": "When", "how": "How", "caveat": "Caveat", "more": "Also"},
-    "es": {"recommendation": "Punto clave", "timing": "Cuándo", "how": "Cómo", "caveat": "Matiz", "more": "Además"},
-    "de": {"recommendation": "Kernaussage", "timing": "Wann", "how": "Wie", "caveat": "Vorbehalt", "more": "Außerdem"},
-}
-_TIMING_Q = re.compile(
-    r"\b(when|timing|before|after|how long|cu[aá]ndo|cu[aá]nto tarda|antes|despu[eé]s|momento"
-    r"|wann|vorher|nachher|zeitpunkt|wie lange|dauert)\b",
-    re.IGNORECASE,
-)
-_TIMING_S = re.compile(
-    r"\b(before|after|until|wait|weeks?|days?|antes|despu[eé]s|hasta|semanas?|d[ií]as|momento"
-    r"|vor|nach|bis|warten|wochen?|tagen?)\b",
-    re.IGNORECASE,
-)
-_HOW_S = re.compile(
-    r"\b(say|write|message|e-?mail|thank|decir|diga|escrib\w*|mensaje|correo|carta|agradec\w*"
-    r"|sagen|schreib\w*|nachricht|dankesch[oö]n)\b",
-    re.IGNORECASE,
-)
-_CAVEAT_S = re.compile(
-    r"\b(but|however|careful|risk|backfire|unless|pero|sin embargo|cuidado|contraproducente|salir mal"
-    r"|aber|jedoch|vorsicht)\b",
-    re.IGNORECASE,
-)
-_WINDOW = 8  # candidates considered for the timing / how / caveat parts
-_SLACK = 0.12  # how far below the best sentence a part may score
-_TIMING_SLACK = 0.2  # ... and a timing sentence in the key point's own passage, when the question asks "when?"
-# how far below the key point an "Also" sentence from another article may score
-# (0.15: the highest citation precision on tests/scenarios/shipped.yaml with no loss of recall)
-_FILLER_SLACK = 0.15
-
-
-def _pick_parts(
-    question: str,
-    scored: list[tuple[float, int, Sentence]],
-    asking: frozenset[int] = frozenset(),
-    sources: Sequence[str] = (),
-) -> list[tuple[str, int, Sentence]]:
-    """Assign the best sentences to the parts of an advice-shaped answer.
-
-    ``asking``: passages that are a Q&A thread's question part (they describe a
-    situation); they supply the key point only when no advising sentence scores
-    nearly as well, and never the when / how / caveat parts.
-    """
-    if not scored:
-        return []
-    advice = next((t for t in scored if t[0] >= scored[0][0] - _SLACK and t[1] not in asking), None)
-    if advice is not None and advice is not scored[0]:
-        scored = [advice, *(t for t in scored if t is not advice)]
-    best_score, best_i, best_s = scored[0]
-    parts = [("recommendation", best_i, best_s)]
-    used = {(best_i, best_s.start)}  # sentences by (passage, offset): offsets repeat across documents
-    window = [t for t in scored[1:_WINDOW] if t[0] >= best_score - _SLACK]
-
-    def take(role: str, pattern: re.Pattern[str], same_source: bool = False, own_slack: float = 0.0) -> None:
-        # a passage not quoted yet first: the parts then draw on several passages, which
-        # both shows where they agree or disagree and hedges a wrong top passage;
-        # ``own_slack``: how far below the key point a sentence of its own passage may
-        # score when nothing else fits
-        quoted = {i for _, i, _ in parts}
-        fits = [
-            t for t in window if t[1] not in asking and (t[1], t[2].start) not in used and pattern.search(t[2].text)
-        ]
-        if same_source and sources:
-            fits = [t for t in fits if sources[t[1]] == sources[best_i]]
-        # a passage not quoted yet first; else another sentence of a quoted one (the
-        # timing is often in the key point's own answer: no new source, no wrong one)
-        pool = [t for t in fits if t[1] not in quoted] or fits
-        if not pool and own_slack and best_i not in asking:
-            pool = [
-                t
-                for t in scored[1:]
-                if t[1] == best_i
-                and t[0] >= best_score - own_slack
-                and (t[1], t[2].start) not in used
-                and pattern.search(t[2].text)
-            ]
-        if pool:
-            _score, i, sent = pool[0]
-            parts.append((role, i, sent))
-            used.add((i, sent.start))
-
-    if _TIMING_Q.search(question):
-        # asked "when?": the key point's own passage may answer it a little further down
-        take("timing", _TIMING_S, own_slack=_TIMING_SLACK)
-    take("how", _HOW_S)
-    # a caveat qualifies the key point: it comes from the same document (where these
-    # articles' answers disagree); from another article it was off-topic 8 times in 9
-    take("caveat", _CAVEAT_S, same_source=True)
-    # at least three sentences in all, from passages not quoted yet (a wider net):
-    # advice from the key point's own document first
-    def _filler_rank(t: tuple[float, int, Sentence]) -> int:
-        same = bool(sources) and sources[t[1]] == sources[best_i] and t[1] not in asking
-        return 0 if same else 1
-
-    for _score, i, sent in sorted(scored[1:], key=_filler_rank):
-        if len(parts) >= 3:
-            break
-        if sources and sources[i] != sources[best_i] and _score < best_score - _FILLER_SLACK:
-            continue  # another article's sentence, far below the key point: more likely off-topic than a hedge
-        if (i, sent.start) not in used and all(i != j for _, j, _ in parts):
-            parts.append(("more", i, sent))
-            used.add((i, sent.start))
-    return parts
-
-
-GLOSS_SUPPORT = 0.6  # cosine a gloss must reach with the sentence it translates
-_GLOSS_LABEL = {"en": "machine translation", "es": "traducción automática", "de": "maschinelle Übersetzung"}
-_PART_LINE = re.compile(r"^- [^:\n]+: “(?P<quote>.+)” \[(?P<n>\d+)\]$")
-
-
-def quoted_parts(text: str) -> list[tuple[int, str, int]]:
-    """``(line index, quote, marker)`` of each quoted part of an extractive answer."""
-    out = []
-    for i, line in enumerate(text.split("\n")):
-        m = _PART_LINE.match(line)
-        if m:
-            out.append((i, m.group("quote"), int(m.group("n"))))
-    return out
-
-
-def clean_gloss(gloss: str, quote: str, lang: str, embedder: Embedder) -> str | None:
-    """The model's translation of ``quote`` if it can be shown, else None.
-
-    Shown only when it is one plain sentence in the question's language, carries no
-    marker, link or instruction, and says what the quote says (embedding cosine).
-    """
-    lines = [ln.strip() for ln in gloss.strip().splitlines() if ln.strip()]
-    if len(lines) != 1:
-        return None
-    text = lines[0].strip(" \"'“”«»")
-    n_words, limit = len(words(text)), 2 * len(words(quote)) + 10
-    if not 3 <= n_words <= limit or strip_remote_content(text) != text or MARKER_RE.search(text):
-        return None
-    if looks_like_instructions(text) or detect_language(text, default="") != lang:
-        return None
-    vectors = embedder.embed_documents([text, quote])
-    return text if float(vectors[0] @ vectors[1]) >= GLOSS_SUPPORT else None
-
-
-def add_gloss(text: str, line: int, gloss: str, marker: int, lang: str) -> str:
-    """``text`` with a marked translation under quoted part ``line``, citing the same source."""
-    lines = text.split("\n")
-    label = _GLOSS_LABEL.get(lang, _GLOSS_LABEL["en"])
-    lines.insert(line + 1, f"  ({label}: “{gloss}” [{marker}])")
-    return "\n".join(lines)
-
-
-def extractive_answer(
-    question: str,
-    lang: str,
-    passages: Sequence[Passage],
-    embedder: Embedder,
-    min_relative: float = 0.0,
-) -> tuple[str, list[Passage], list[Sentence]]:
-    """An advice-shaped answer built from verbatim passage sentences, each cited.
-
-    Parts: the recommendation (the sentence closest to the question), when (if
-    the question asks about timing), how (what to say or write), and a caveat
-    (preferably from another source, where the articles disagree). Returns the
-    text, the cited passages (``[i]`` = ``citations[i-1]``) and, for each
-    citation, the sentence quoted from it (verbatim, with document offsets).
-    """
-    scored = _score_sentences(question, passages, embedder, min_relative)
-    # a quoted "[9]" would read as a citation marker naming no citation
-    scored = [t for t in scored if not MARKER_RE.search(t[2].text)]
-    asking = frozenset(i for i, p in enumerate(passages) if p.part == "question")
-    parts = _pick_parts(question, scored, asking, [p.source for p in passages])
-    if not parts:
-        return "", [], []
-    labels = _LABELS.get(lang, _LABELS["en"])
-    intro = _FRAME.get(lang, _FRAME["en"])[0]
-    order: list[int] = []
-    lines = [intro]
-    for role, i, sent in parts:
-        if i not in order:
-            order.append(i)
-        lines.append(f"- {labels[role]}: “{sent.text}” [{order.index(i) + 1}]")
-    first: dict[int, Sentence] = {}
-    for _role, i, sent in parts:
-        first.setdefault(i, sent)
-    return "\n".join(lines), [passages[i] for i in order], [first[i] for i in order]

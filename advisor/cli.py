@@ -119,8 +119,8 @@ GlossOpt = Annotated[
     typer.Option(
         "--gloss/--no-gloss",
         help=(
-            "With a model: add a one-sentence machine translation, checked against the quote, under "
-            "quotes in another language [env: ADVISOR_GLOSS]."
+            "With a model: translate each quote in another language than the question's (one checked "
+            "sentence beneath it; default on) [env: ADVISOR_GLOSS]."
         ),
         show_default=False,
     ),
@@ -319,42 +319,56 @@ def remove(
         _echo("warning: the store is now empty; the next question ingests the bundled corpus again", err=True)
 
 
-# A streamed draft is the model's own text: said so before it, and what became of it after.
-DRAFT_HEADER = "model draft (not yet checked against the sources):"
-DRAFT_KEPT = "checked: below, only the draft's sentences that their cited sources support"
-DRAFT_DISCARDED = "discarded: the sources do not support the draft; below is what they say"
+# What the model writes streams to the terminal as it is written: said so before it, and what
+# became of it after (every sentence is checked before it is shown in the answer below).
+DRAFT_HEADER = "model output (not yet checked against the sources):"
+DRAFT_DONE = "checked: the answer below shows only what passed"
+
+_MODE = {
+    "llm": "written by the local model from the quoted sentences, each checked against them",
+    "extractive": "extractive: verbatim sentences from the sources",
+    "abstain": "abstained: the documents do not cover this",
+}
+_LANGUAGE = {"en": "English", "es": "Spanish", "de": "German"}
 
 
 def _render_answer(answer: Answer, explain: bool) -> str:
     lines = [answer.text, ""]
-    mode = {
-        "llm": "language model, citations checked",
-        "extractive": "extractive: verbatim sentences from the sources",
-        "abstain": "abstained: the documents do not cover this",
-    }[answer.mode]
     total = answer.timings.get("total_ms", 0.0) / 1000
-    lines.append(f"mode: {mode} · {total:.1f} s")
-    for note in answer.notes:
-        lines.append(f"note: {note}")
+    lines.append(f"mode: {_MODE[answer.mode]} · {total:.1f} s")
+    lines.extend(f"note: {note}" for note in answer.notes)
     if answer.citations:
-        lines.append("")
-        lines.append("Sources:")
-        for i, p in enumerate(answer.citations, start=1):
-            flag = " [flagged: contains text addressed to an AI]" if p.flagged else ""
-            lines.append(f"[{i}] {_line(p.title)} ({_line(p.lang)}){flag}")
-            lines.append(f"    {_line(p.path)}, characters {p.start}-{p.end}")
-            if i <= len(answer.quotes):
-                q = answer.quotes[i - 1]
-                lines.append(f"    supporting sentence (characters {q.start}-{q.end}): “{q.text}”")
-            body = textwrap.fill(p.text, width=88, initial_indent="    > ", subsequent_indent="    > ")
-            lines.append(body)
+        lines += ["", "Sources:"]
+    for i, p in enumerate(answer.citations, start=1):
+        flag = " [flagged: contains text addressed to an AI]" if p.flagged else ""
+        lines.append(f"[{i}] {_line(p.title)} ({_line(p.lang)}){flag}")
+        if i <= len(answer.quotes):
+            lines.append(f"    “{_line(answer.quotes[i - 1].text)}”")
+        translation = answer.translations[i - 1] if i <= len(answer.translations) else None
+        if translation:
+            language = _LANGUAGE.get(answer.lang, answer.lang)
+            lines.append(f"    {language}, machine translation (checked): “{_line(translation)}”")
+        where = answer.quotes[i - 1] if i <= len(answer.quotes) else p
+        lines.append(f"    {_line(p.path)}, characters {where.start}-{where.end}")
+        if explain:
+            lines.append(textwrap.fill(p.text, width=88, initial_indent="    > ", subsequent_indent="    > "))
     if explain:
-        lines.append("")
-        lines.append("Retrieved (score; signals: dense cosine, word match, BM25, reranker, and their ranks):")
+        lines += ["", "Retrieved (score; signals: dense cosine, word match, BM25, reranker, and their ranks):"]
         for p in answer.retrieved:
             sig = " ".join(f"{k}={v}" for k, v in p.signals.items())
             lines.append(f"  {p.score:.3f}  {p.source} #{p.chunk}  {sig}")
     return "\n".join(lines)
+
+
+def _prepare_model(adv: Advisor) -> None:
+    """Load the model before the first question; the default one is assembled on first use, with a bar."""
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("assembling the default model (once)"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True, disable=not sys.stderr.isatty()) as bar:
+        task = bar.add_task("model", total=None)
+        adv.prepare_model(lambda done, total: bar.update(task, completed=done, total=total))
 
 
 @app.command()
@@ -369,7 +383,9 @@ def ask(
         float | None,
         typer.Option("--timeout", help="Seconds before generation is cut off (default 120).", show_default=False),
     ] = None,
-    explain: Annotated[bool, typer.Option("--explain", help="Show every retrieved candidate with its scores.")] = False,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Also show each cited passage whole and every retrieved candidate.")
+    ] = False,
     rerank: RerankOpt = None,
     gloss: GlossOpt = None,
     home: HomeOpt = None,
@@ -377,11 +393,13 @@ def ask(
     chroma_url: ChromaOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Answer a question with the passages it rests on."""
-    if k is not None and not 1 <= k <= MAX_K:
-        raise InputError(f"-k must be between 1 and {MAX_K}, not {k}")
-    if timeout is not None and timeout <= 0:
-        raise InputError(f"--timeout must be positive, not {timeout}")
+    """Answer a question with the sentences it rests on, translated where they are in another language.
+
+    With the model (the default), the answer is one sentence the local model writes in your
+    language, shown only if it passes every check against the quoted sentences it cites;
+    otherwise the quoted sentences themselves (extractive). Each quote is verbatim, with its
+    document, offsets and a checked machine translation when it is in another language.
+    """
     adv = _advisor(
         home=home, embedder=embedder, chroma_url=chroma_url, model=model, llm_url=llm_url, reranker=rerank, gloss=gloss
     )
@@ -394,9 +412,12 @@ def ask(
         streamed.append(piece)
         _echo(piece, nl=False, err=True)
 
+    if not no_llm:
+        adv.search(question, k=k)  # a bad question or -k fails before the model loads
+        _prepare_model(adv)
     answer = adv.ask(question, k=k, llm=not no_llm, on_token=on_token if stream else None, timeout=timeout)
     if streamed:
-        _echo("\n" + "-" * 40 + "\n" + (DRAFT_KEPT if answer.mode == "llm" else DRAFT_DISCARDED), err=True)
+        _echo("\n" + "-" * 40 + "\n" + DRAFT_DONE, err=True)
     if as_json:
         _print_json(answer.to_dict())
     else:

@@ -18,17 +18,33 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from advisor.citations import MARKER_RE
+from advisor.embedders import Embedder
 from advisor.errors import InputError, ScenarioError
-from advisor.lang import LANGUAGES, detect_language
+from advisor.faithfulness import lexical_conflicts
+from advisor.lang import LANGUAGES, detect_language, words
 from advisor.retrieval import abstain_threshold
 from advisor.safety import MAX_QUESTION_CHARS, clean_question, decode_text
 from advisor.types import Answer, Passage
 
 if TYPE_CHECKING:
-    from advisor.api import Advisor
+    from advisor.retrieval import Retrieval
+    from advisor.settings import Settings
+
+
+class Advisor(Protocol):
+    """What evaluation needs of an advisor (:class:`advisor.Advisor` is one): no import of the API."""
+
+    settings: Settings
+
+    @property
+    def embedder(self) -> Embedder: ...
+
+    def search(self, question: str, k: int | None = None) -> Retrieval: ...
+
+    def answer(self, found: Retrieval, llm: bool = True) -> Answer: ...
 
 __all__ = [
     "EvalReport",
@@ -43,7 +59,17 @@ __all__ = [
 ]
 
 KS = (1, 3, 5)
-_FIELDS = {"id", "question", "language", "tags", "expect_sources", "expect_evidence", "expect_abstain", "notes"}
+_FIELDS = {
+    "id",
+    "question",
+    "language",
+    "tags",
+    "expect_sources",
+    "expect_evidence",
+    "expect_claims",
+    "expect_abstain",
+    "notes",
+}
 
 
 @dataclass(frozen=True)
@@ -56,6 +82,7 @@ class Scenario:
     expect_evidence: tuple[str, ...] = ()
     expect_abstain: bool = False
     line: int = 0
+    expect_claims: tuple[str, ...] = ()  # short statements, in the question's language, a right answer makes
 
     @property
     def in_scope(self) -> bool:
@@ -98,8 +125,9 @@ def _scenario(raw: Any, where: str, line: int) -> Scenario:
     evidence = _str_list(raw.get("expect_evidence"), where, "expect_evidence")
     if not abstain and not sources and not evidence:
         raise ScenarioError(f"{where}: give expect_sources and/or expect_evidence, or expect_abstain: true")
-    if abstain and (sources or evidence):
-        raise ScenarioError(f"{where}: an expect_abstain scenario cannot also expect sources or evidence")
+    claims = _str_list(raw.get("expect_claims"), where, "expect_claims")
+    if abstain and (sources or evidence or claims):
+        raise ScenarioError(f"{where}: an expect_abstain scenario cannot also expect sources, evidence or claims")
     return Scenario(
         id=raw["id"].strip(),
         question=raw["question"],
@@ -109,6 +137,7 @@ def _scenario(raw: Any, where: str, line: int) -> Scenario:
         expect_evidence=evidence,
         expect_abstain=abstain,
         line=line,
+        expect_claims=claims,
     )
 
 
@@ -285,7 +314,9 @@ def score_scenario(s: Scenario, passages: Sequence[Passage], abstained: bool) ->
     return metrics, failures
 
 
-def score_answer(s: Scenario, answer: Answer, sources: _SourceCache) -> tuple[dict[str, float], list[str]]:
+def score_answer(
+    s: Scenario, answer: Answer, sources: _SourceCache, embedder: Embedder | None = None
+) -> tuple[dict[str, float], list[str]]:
     """Citation and language metrics for an answered scenario."""
     metrics: dict[str, float] = {}
     failures: list[str] = []
@@ -312,10 +343,43 @@ def score_answer(s: Scenario, answer: Answer, sources: _SourceCache) -> tuple[di
         metrics["grounded"] = float(metrics["groundedness"] >= GROUNDED)
         if metrics["groundedness"] < GROUNDED:
             failures.append(f"groundedness {metrics['groundedness']:.2f} < {GROUNDED}: unsupported sentences shown")
-    if "draft_groundedness" in answer.timings:
-        metrics["draft_groundedness"] = float(answer.timings["draft_groundedness"])
+    foreign = [i for i, p in enumerate(answer.citations) if p.lang != answer.lang]
+    if foreign and answer.translations:  # only answers that could have translations (a model was asked)
+        metrics["translation_coverage"] = sum(
+            bool(i < len(answer.translations) and answer.translations[i]) for i in foreign
+        ) / len(foreign)
+    if s.expect_claims and embedder is not None:
+        metrics["claim_recall"] = claim_recall(s, answer, embedder)
     metrics[f"mode_{answer.mode}"] = 1.0
     return metrics, failures
+
+
+CLAIM_MATCH = 0.5  # cosine at which an answer sentence counts as making an expected claim (see README)
+
+
+def answer_statements(answer: Answer) -> list[str]:
+    """What the answer says in the asker's language: its own sentences, the translations, same-language quotes."""
+    own = [MARKER_RE.sub("", line).strip() for line in _QUOTED.sub(" ", answer.text).splitlines()]
+    said = [t for t in own if words(t)]
+    said += [t for t in answer.translations if t]
+    said += [q.text for q, p in zip(answer.quotes, answer.citations, strict=False) if p.lang == answer.lang]
+    return said
+
+
+def claim_recall(s: Scenario, answer: Answer, embedder: Embedder) -> float:
+    """Share of ``s.expect_claims`` some statement of the answer makes: cosine >= CLAIM_MATCH, no lexical conflict."""
+    said = answer_statements(answer)
+    if not said:
+        return 0.0
+    claims = list(s.expect_claims)
+    sims = embedder.embed_documents(claims) @ embedder.embed_documents(said).T
+    made = 0
+    for claim, row in zip(claims, sims, strict=True):
+        made += any(
+            sim >= CLAIM_MATCH and not lexical_conflicts(claim, s.language, text, s.language)
+            for text, sim in zip(said, row, strict=True)
+        )
+    return made / len(claims)
 
 
 # -- aggregation ------------------------------------------------------------
@@ -413,7 +477,7 @@ def _run_one(advisor: Advisor, s: Scenario, retrieval_only: bool, llm: bool, sou
     if not retrieval_only:
         top_k = replace(found, passages=found.passages[:k])
         answer = advisor.answer(top_k, llm=llm)
-        more, problems = score_answer(s, answer, sources)
+        more, problems = score_answer(s, answer, sources, advisor.embedder)
         result.metrics.update(more)
         # retrieval decides abstention; the answer may abstain too (nothing extractable)
         result.abstained = answer.abstained
@@ -506,7 +570,7 @@ def summarise(
             hybrid=s.hybrid,
             chunk_tokens=s.chunk_tokens,
             abstain_threshold=abstain_threshold(s, advisor.embedder),
-            model=str(s.model) if s.model else ("bundled SmolLM2-135M-Instruct" if not s.llm_url else s.llm_url),
+            model=str(s.model) if s.model else (s.llm_url or "default Qwen2.5-Coder-1.5B-Instruct"),
         )
     return {
         "config": config,

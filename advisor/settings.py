@@ -94,8 +94,9 @@ class Settings(BaseSettings):
         description="abstain when the best dense similarity is below this; empty = the embedder's calibrated default",
     )
 
-    llm_passages: int = Field(3, ge=1, description="top passages shown to the model (their best sentences only)")
-    model: Path | None = Field(None, description="GGUF model path; empty = the bundled SmolLM2-135M-Instruct")
+    model: Path | None = Field(
+        None, description="GGUF model path; empty = the default Qwen2.5-Coder-1.5B-Instruct (installed with advisor)"
+    )
     llm_url: str | None = Field(
         None, description="OpenAI-compatible endpoint (http://host:port/v1) instead of a local GGUF"
     )
@@ -107,10 +108,12 @@ class Settings(BaseSettings):
         description="model CPU threads; empty = llama.cpp's default (half the cores generate, all prefill)",
     )
     gloss: bool = Field(
-        False,
+        True,
         description="with a model, add a checked one-sentence translation to quotes in another language",
     )
-    max_tokens: int = Field(160, ge=1, description="tokens the model may generate")
+    max_tokens: int = Field(
+        96, ge=8, description="tokens the model may write for the direct answer (a translation gets its own budget)"
+    )
     temperature: float = Field(0.0, ge=0.0, description="0 = deterministic")
     seed: int = Field(0, description="sampling seed")
     timeout: float = Field(120.0, gt=0, description="seconds before generation is cut off")

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 __all__ = [
     "Answer",
@@ -15,6 +15,7 @@ __all__ = [
     "Document",
     "DocumentInfo",
     "IngestReport",
+    "Mode",
     "Passage",
     "Sentence",
     "embedding_text",
@@ -88,20 +89,33 @@ class Sentence:
     end: int
 
 
-@dataclass
+Mode = Literal["llm", "extractive", "abstain"]
+
+
+@dataclass(kw_only=True)
 class Answer:
-    """What :meth:`advisor.Advisor.ask` returns."""
+    """What :meth:`advisor.Advisor.ask` returns.
+
+    ``citations[i]`` is the passage behind marker ``[i+1]``, ``quotes[i]`` the
+    sentence of it the answer rests on (verbatim, document offsets) and
+    ``translations[i]`` that sentence's checked machine translation into the
+    question's language (None: same language, or no translation passed its checks).
+    """
 
     question: str
     text: str
-    mode: str  # "llm", "extractive" or "abstain"
-    abstained: bool
+    mode: Mode  # "llm": a model-written sentence that passed every check; "extractive": quotes; "abstain"
     citations: list[Passage]
     retrieved: list[Passage]
     lang: str = ""
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    quotes: list[Sentence] = field(default_factory=list)  # quotes[i]: the sentence of citations[i] that supports it
+    quotes: list[Sentence] = field(default_factory=list)
+    translations: list[str | None] = field(default_factory=list)
+
+    @property
+    def abstained(self) -> bool:
+        return self.mode == "abstain"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -116,6 +130,8 @@ class Answer:
                     **p.to_dict(),
                     # the sentence of the passage that supports the answer, verbatim, with document offsets
                     "supporting_sentence": asdict(self.quotes[i]) if i < len(self.quotes) else None,
+                    # its checked machine translation into the question's language, or None
+                    "translation": self.translations[i] if i < len(self.translations) else None,
                 }
                 for i, p in enumerate(self.citations)
             ],

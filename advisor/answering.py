@@ -1,0 +1,232 @@
+"""Answers: evidence first, then the model's words, each checked; else verbatim quotes.
+
+What runs for a question that retrieval did not abstain on:
+
+1. :func:`advisor.extractive.select_evidence` picks up to three sentences
+   from the retrieved passages (a key point; when; how; a caveat). Every
+   answer, model-written or not, rests on exactly these sentences, and each
+   is one citation: ``citations[i]`` is its passage, ``quotes[i]`` the
+   sentence, verbatim, with document offsets.
+2. With a model, each quote in another language than the question's is
+   translated and checked (:mod:`advisor.translation`); a translation that
+   fails a check is not shown, and the quote stays verbatim.
+3. The model is asked, under a grammar, whether the evidence answers the
+   question (``COVERED: yes/no``) and for one direct answer sentence in the
+   asker's language ending in the number(s) of the evidence it rests on.
+4. That sentence is shown only if it passes every check against the evidence
+   it cites (:func:`advisor.faithfulness.check_claim`, plus the citation
+   verifier's embedding check). Then the answer's mode is ``llm``.
+5. Otherwise (no model, the model said the evidence does not answer, or the
+   sentence failed a check) the answer is extractive: the same quotes,
+   framed in the asker's language, with the same checked translations.
+
+A wrong answer that looks sourced is worse than no answer: everything the
+model writes is either checked and shown or dropped, and the notes say which.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from advisor.citations import MARKER_RE, verify
+from advisor.embedders import Embedder
+from advisor.extractive import Pick, extractive_answer, select_evidence
+from advisor.faithfulness import JUDGE_THRESHOLD, check_claim
+from advisor.generation import Generator, TokenSink
+from advisor.lang import detect_language
+from advisor.prompts import answer_grammar, answer_messages
+from advisor.retrieval import Retrieval
+from advisor.translation import TranslationCache, translate
+from advisor.types import Answer, Passage, Sentence
+
+__all__ = ["ABSTAIN", "ANSWER_TOKENS", "AnswerOptions", "abstain_text", "build_answer", "parse_reply"]
+
+ABSTAIN = {
+    "en": "The advisor's documents do not cover this question, so it will not guess. They cover: {topics}.",
+    "es": "Los documentos del asesor no tratan esta pregunta, así que no va a adivinar. Tratan: {topics}.",
+    "de": "Die Dokumente des Beraters behandeln diese Frage nicht, daher rät er nicht. Sie behandeln: {topics}.",
+}
+ANSWER_TOKENS = 96  # the direct answer: "COVERED: yes", one sentence and its markers
+
+
+def abstain_text(lang: str, topics: Sequence[str]) -> str:
+    """The abstention message in ``lang``, naming what the documents do cover."""
+    return ABSTAIN.get(lang, ABSTAIN["en"]).format(topics="; ".join(f"“{t}”" for t in topics))
+
+
+@dataclass
+class AnswerOptions:
+    """What an answer needs besides the retrieval: the parts that may load lazily, and limits."""
+
+    embedder: Embedder
+    topics: Callable[[], list[str]]
+    generator: Callable[[], Generator] | None = None  # None: extractive (no model)
+    translations: TranslationCache | None = None
+    translate: bool = True  # translate quotes in another language (with a model)
+    judge_threshold: float = JUDGE_THRESHOLD
+    max_tokens: int = ANSWER_TOKENS
+    timeout: float = 120.0
+    on_token: TokenSink | None = None
+
+
+@dataclass
+class _Work:
+    """What an answer collects on its way: timings and notes, returned, never passed in to append to."""
+
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+_REPLY = re.compile(r"^COVERED:\s*(?P<covered>yes|no)\s*(?:\nANSWER:\s*(?P<answer>.+))?\s*$", re.DOTALL)
+
+
+def parse_reply(text: str) -> tuple[bool | None, str]:
+    """``(covered, answer sentence)`` from the model's reply; ``(None, "")`` if it is malformed."""
+    match = _REPLY.match(text.strip())
+    if not match:
+        return None, ""
+    return match.group("covered") == "yes", " ".join((match.group("answer") or "").split())
+
+
+def _timed(work: _Work, key: str, t0: float) -> None:
+    work.timings[key] = work.timings.get(key, 0.0) + (time.perf_counter() - t0) * 1000
+
+
+def _translate_quotes(
+    gen: Generator, lang: str, cites: Sequence[Passage], quotes: Sequence[Sentence], opts: AnswerOptions, work: _Work
+) -> list[str | None]:
+    """A checked translation of each quote in another language than ``lang`` (None: same language or refused)."""
+    t0 = time.perf_counter()
+    out: list[str | None] = []
+    refused = 0
+    for passage, quote in zip(cites, quotes, strict=True):
+        if passage.lang == lang or not opts.translate:
+            out.append(None)
+            continue
+        done = opts.translations.get(quote.text, lang) if opts.translations else None
+        if done is None:
+            done = translate(gen, opts.embedder, quote.text, passage.lang, lang, timeout=opts.timeout)
+            if opts.translations is not None and done.reason != "translation timeout":
+                opts.translations.put(quote.text, lang, done.text)
+        refused += done.text is None
+        out.append(done.text)
+    if refused:
+        work.notes.append(f"{refused} machine translation(s) failed a check against their quote and are not shown")
+    _timed(work, "translate_ms", t0)
+    return out
+
+
+def _direct_answer(
+    gen: Generator,
+    found: Retrieval,
+    cites: Sequence[Passage],
+    quotes: Sequence[Sentence],
+    translations: Sequence[str | None],
+    opts: AnswerOptions,
+    work: _Work,
+) -> tuple[bool | None, str]:
+    """The model's coverage verdict and its direct answer sentence, if that passes every check."""
+    # the model reads each quote in the asker's language where a checked translation exists
+    shown = [t or q.text for q, t in zip(quotes, translations, strict=True)]
+    t0 = time.perf_counter()
+    reply = gen.chat(
+        answer_messages(found.question, found.lang, shown),
+        opts.max_tokens,
+        on_token=opts.on_token,
+        timeout=opts.timeout,
+        grammar=answer_grammar(len(shown)),
+    )
+    work.timings.update(
+        prefill_ms=work.timings.get("prefill_ms", 0.0) + reply.prefill_ms,
+        generate_ms=work.timings.get("generate_ms", 0.0) + reply.generate_ms,
+        prompt_tokens=float(reply.prompt_tokens),
+        completion_tokens=float(reply.completion_tokens),
+    )
+    _timed(work, "draft_ms", t0)
+    if reply.finish == "timeout":
+        work.notes.append(f"generation stopped at the {opts.timeout:.0f} s deadline")
+        return None, ""
+    covered, sentence = parse_reply(reply.text)
+    if covered is None:
+        work.notes.append("the model's reply was malformed")
+        return None, ""
+    if not covered or not sentence:
+        return covered, ""
+    t1 = time.perf_counter()
+    numbers = sorted({int(n) for n in re.findall(r"\[(\d+)\]", sentence) if 1 <= int(n) <= len(shown)})
+    bare = MARKER_RE.sub("", sentence).strip()
+    evidence = [(shown[n - 1], found.lang if translations[n - 1] else cites[n - 1].lang) for n in numbers]
+    problem = _check_sentence(gen, bare, found.lang, evidence, opts)
+    _timed(work, "check_ms", t0=t1)
+    if problem:
+        work.notes.append(f"the model's answer sentence was not shown: {problem}")
+        return covered, ""
+    if detect_language(bare, default=found.lang) != found.lang:
+        work.notes.append(f"the model's answer sentence was not in the question's language ({found.lang})")
+        return covered, ""
+    return covered, f"{bare} " + "".join(f"[{n}]" for n in numbers)
+
+
+def _check_sentence(
+    gen: Generator, sentence: str, lang: str, evidence: Sequence[tuple[str, str]], opts: AnswerOptions
+) -> str:
+    """Why ``sentence`` may not be shown as resting on ``evidence`` (text, language), or ""."""
+    if not evidence:
+        return "it cites no evidence"
+    source = " ".join(text for text, _ in evidence)
+    source_lang = evidence[0][1]
+    verdict = check_claim(gen, source, source_lang, sentence, lang, opts.judge_threshold)
+    if not verdict.ok:
+        return "; ".join(verdict.reasons)
+    return ""
+
+
+def build_answer(found: Retrieval, opts: AnswerOptions) -> Answer:
+    """The answer to ``found`` (see the module docstring for what runs)."""
+    t_start = time.perf_counter() - found.timings.get("retrieve_ms", 0.0) / 1000
+    work = _Work(timings=dict(found.timings))
+
+    def finish(**fields: object) -> Answer:
+        work.timings["total_ms"] = (time.perf_counter() - t_start) * 1000
+        return Answer(
+            question=found.question,
+            retrieved=found.passages,
+            lang=found.lang,
+            timings=work.timings,
+            notes=work.notes,
+            **fields,  # type: ignore[arg-type]
+        )
+
+    if found.abstain:
+        work.notes.append(found.reason)
+        return finish(text=abstain_text(found.lang, opts.topics()), mode="abstain", citations=[])
+    t0 = time.perf_counter()
+    picks: list[Pick] = select_evidence(found.question, found.passages, opts.embedder)
+    cites = [found.passages[p.index] for p in picks]
+    quotes = [p.sentence for p in picks]
+    _timed(work, "select_ms", t0)
+    if not picks:
+        return finish(text=abstain_text(found.lang, opts.topics()), mode="abstain", citations=[])
+    translations: list[str | None] = [None] * len(picks)
+    sentence = ""
+    if opts.generator is not None:
+        gen = opts.generator()
+        translations = _translate_quotes(gen, found.lang, cites, quotes, opts, work)
+        covered, sentence = _direct_answer(gen, found, cites, quotes, translations, opts, work)
+        if covered is False:
+            work.notes.append("the model found that the quoted evidence does not answer the question")
+    if sentence:
+        # what is shown, measured again by the citation verifier (embedding support per sentence)
+        grounded = verify(sentence, cites, opts.embedder).groundedness
+        if grounded == 1.0:
+            work.timings["groundedness"] = grounded
+            return finish(text=sentence, mode="llm", citations=cites, quotes=quotes, translations=translations)
+        work.notes.append("the model's answer sentence was not shown: its cited quote does not support it")
+    if opts.generator is not None:
+        work.notes.append("showing the quoted evidence instead (extractive answer)")
+    text, cites, quotes = extractive_answer(found.lang, found.passages, picks)
+    work.timings["groundedness"] = verify(text.split("\n", 1)[-1], cites, opts.embedder).groundedness
+    return finish(text=text, mode="extractive", citations=cites, quotes=quotes, translations=translations)

@@ -1,0 +1,149 @@
+"""Checked translations of quoted sentences into the asker's language.
+
+A quote stays verbatim; when it is in another language than the question, the
+model translates it (one sentence, no comments) and the translation is shown
+beneath it, labelled as a machine translation, only if it passes every check:
+
+* it is one plain sentence in the question's language, with no marker, link
+  or instruction, of a plausible length;
+* it says what the quote says: cross-lingual embedding similarity (the topic),
+  :func:`advisor.faithfulness.lexical_conflicts` (negations, numbers, before /
+  after, time units, comparisons, order, frequency) and the model's own strict
+  yes/no check of the pair (:func:`advisor.faithfulness.model_check`).
+
+Evidence sentences come from a fixed set of documents and recur across
+questions, so each verdict (a translation, or a refusal) is kept in a small
+JSON cache per model and language under ``$ADVISOR_HOME/translations``: the
+second question that quotes a sentence pays nothing for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from advisor.citations import MARKER_RE
+from advisor.embedders import Embedder
+from advisor.faithfulness import lexical_conflicts, model_check
+from advisor.generation import Generator, TokenSink
+from advisor.lang import detect_language, words
+from advisor.prompts import translate_messages
+from advisor.safety import looks_like_instructions, strip_remote_content
+
+__all__ = ["TRANSLATION_SUPPORT", "Translated", "TranslationCache", "plain_translation", "translate"]
+
+TRANSLATION_SUPPORT = 0.6  # cosine a translation must reach with the sentence it translates
+CACHE_VERSION = "1"  # bump when the prompt or the checks change: old verdicts are then ignored
+
+
+@dataclass(frozen=True)
+class Translated:
+    """A translation that passed its checks (``text``), or why there is none (``reason``)."""
+
+    text: str | None
+    reason: str = ""
+    cached: bool = False
+
+
+def plain_translation(reply: str, quote: str, lang: str, embedder: Embedder) -> tuple[str | None, str]:
+    """The model's reply as a showable translation of ``quote``, or None and why not."""
+    lines = [ln.strip() for ln in reply.strip().splitlines() if ln.strip()]
+    if len(lines) != 1:
+        return None, "not one line"
+    text = lines[0].strip(" \"'“”«»")
+    n_words, limit = len(words(text)), 2 * len(words(quote)) + 10
+    if not 3 <= n_words <= limit:
+        return None, "implausible length"
+    if strip_remote_content(text) != text or MARKER_RE.search(text) or looks_like_instructions(text):
+        return None, "a link, marker or instruction"
+    if detect_language(text, default="") != lang:
+        return None, "not in the question's language"
+    vectors = embedder.embed_documents([text, quote])
+    if float(vectors[0] @ vectors[1]) < TRANSLATION_SUPPORT:
+        return None, "says something else (embedding similarity)"
+    return text, ""
+
+
+class TranslationCache:
+    """Verdicts on translations, one JSON file per model and language, safe for threads."""
+
+    def __init__(self, folder: Path, model: str) -> None:
+        self.folder = folder
+        self.model = model
+        self._lock = threading.Lock()
+        self._data: dict[str, dict[str, str | None]] = {}
+
+    def _file(self, lang: str) -> Path:
+        slug = hashlib.sha256(self.model.encode("utf-8")).hexdigest()[:16]
+        return self.folder / f"{slug}-{lang}.json"
+
+    def _table(self, lang: str) -> dict[str, str | None]:
+        if lang not in self._data:
+            table: dict[str, str | None] = {}
+            with contextlib.suppress(OSError, ValueError):
+                raw = json.loads(self._file(lang).read_text(encoding="utf-8"))
+                if isinstance(raw, dict) and raw.get("version") == CACHE_VERSION:
+                    items = raw.get("items", {})
+                    table = {k: v for k, v in items.items() if isinstance(k, str) and (v is None or isinstance(v, str))}
+            self._data[lang] = table
+        return self._data[lang]
+
+    @staticmethod
+    def key(quote: str) -> str:
+        return hashlib.sha256(quote.encode("utf-8")).hexdigest()
+
+    def get(self, quote: str, lang: str) -> Translated | None:
+        with self._lock:
+            table = self._table(lang)
+            k = self.key(quote)
+            if k not in table:
+                return None
+            text = table[k]
+            return Translated(text, "" if text else "refused earlier", cached=True)
+
+    def put(self, quote: str, lang: str, text: str | None) -> None:
+        with self._lock:
+            self._table(lang)[self.key(quote)] = text
+            path = self._file(lang)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_text(
+                    json.dumps({"version": CACHE_VERSION, "items": self._data[lang]}, ensure_ascii=False),
+                    encoding="utf-8",
+                )
+                os.replace(tmp, path)
+            except OSError:
+                pass  # a read-only home: translated again next time
+
+
+def translate(
+    generator: Generator,
+    embedder: Embedder,
+    quote: str,
+    quote_lang: str,
+    lang: str,
+    *,
+    timeout: float,
+    on_token: TokenSink | None = None,
+) -> Translated:
+    """Translate ``quote`` into ``lang`` and check the translation (see the module docstring)."""
+    budget = 2 * len(words(quote)) + 24
+    reply = generator.chat(translate_messages(quote, lang), budget, on_token=on_token, timeout=timeout)
+    if reply.finish not in {"stop", "length"}:
+        return Translated(None, f"translation {reply.finish}")
+    text, why = plain_translation(reply.text, quote, lang, embedder)
+    if text is None:
+        return Translated(None, why)
+    conflicts = lexical_conflicts(quote, quote_lang, text, lang)
+    if conflicts:
+        return Translated(None, "; ".join(conflicts))
+    verdict = model_check(generator, quote, quote_lang, text, lang)
+    if not verdict.ok:
+        return Translated(None, "; ".join(verdict.reasons) or "the model's check said no")
+    return Translated(text)

@@ -1,0 +1,120 @@
+"""How well the faithfulness checks separate right claims from wrong ones.
+
+Runs every pair of ``tests/data/claims.yaml`` (an evidence sentence quoted
+verbatim from an article, and a claim in English, Spanish or German that
+renders it faithfully or with one reversal, role swap, changed number or added
+condition) through each check of :mod:`advisor.faithfulness`, and prints, per
+check and per kind of error, how many wrong claims it stops and how many right
+ones it keeps, plus the model's yes-probability threshold sweep::
+
+    HF_HUB_OFFLINE=1 python scripts/faithfulness.py                  # default model
+    HF_HUB_OFFLINE=1 python scripts/faithfulness.py --model PATH.gguf --json out.json
+
+The lexical check needs no model; ``--no-model`` runs only that one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from advisor.faithfulness import JUDGE_THRESHOLD, lexical_conflicts, yes_probability
+from advisor.prompts import check_messages
+
+REPO = Path(__file__).resolve().parent.parent
+CLAIMS = REPO / "tests" / "data" / "claims.yaml"
+SOURCE_LANG = {"linkedin-interviewer": "de"}  # every other article is Spanish (corpus/corpus.toml)
+
+
+def load(path: Path) -> list[dict[str, Any]]:
+    items = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for item in items:
+        item["evidence_lang"] = SOURCE_LANG.get(item["source"], "es")
+    return list(items)
+
+
+def tally(rows: list[dict[str, Any]], stopped: str) -> dict[str, Any]:
+    """Wrong claims stopped and right claims kept by the check whose verdict is ``row[stopped]``."""
+    wrong = [r for r in rows if r["label"] == "wrong"]
+    right = [r for r in rows if r["label"] == "faithful"]
+    by_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for r in wrong:
+        by_kind[r["kind"]][0] += r[stopped]
+        by_kind[r["kind"]][1] += 1
+    by_lang: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for r in rows:
+        cell = by_lang[r["lang"]]
+        if r["label"] == "wrong":
+            cell[0] += r[stopped]
+            cell[1] += 1
+        else:
+            cell[2] += not r[stopped]
+            cell[3] += 1
+    return {
+        "wrong_stopped": sum(r[stopped] for r in wrong),
+        "wrong": len(wrong),
+        "right_kept": sum(not r[stopped] for r in right),
+        "right": len(right),
+        "by_kind": {k: f"{a}/{b}" for k, (a, b) in sorted(by_kind.items())},
+        "by_language": {k: f"stops {a}/{b}, keeps {c}/{d}" for k, (a, b, c, d) in sorted(by_lang.items())},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--claims", type=Path, default=CLAIMS)
+    parser.add_argument("--model", type=Path, default=None, help="GGUF file (default: the advisor's default model)")
+    parser.add_argument("--no-model", action="store_true", help="only the lexical check")
+    parser.add_argument("--threshold", type=float, default=JUDGE_THRESHOLD)
+    parser.add_argument("--json", type=Path, default=None, help="write every pair's scores here")
+    args = parser.parse_args(argv)
+
+    rows = load(args.claims)
+    gen = None
+    if not args.no_model:
+        from advisor.generation import LlamaCppGenerator, default_model_path
+
+        gen = LlamaCppGenerator(args.model or default_model_path(), n_ctx=2048)
+    t0 = time.perf_counter()
+    for n, r in enumerate(rows, start=1):
+        r["lexical"] = lexical_conflicts(r["evidence"], r["evidence_lang"], r["claim"], r["lang"])
+        r["lexical_stops"] = bool(r["lexical"])
+        if gen is not None:
+            messages = check_messages(r["evidence"], r["evidence_lang"], r["claim"], r["lang"])
+            r["p_yes"] = yes_probability(gen, messages)
+            r["model_stops"] = r["p_yes"] < args.threshold
+            r["combined_stops"] = r["lexical_stops"] or r["model_stops"]
+        print(f"\r{n}/{len(rows)} pairs, {time.perf_counter() - t0:.0f} s", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    checks = ["lexical_stops"] + (["model_stops", "combined_stops"] if gen is not None else [])
+    report: dict[str, Any] = {"pairs": len(rows), "threshold": args.threshold}
+    for check in checks:
+        report[check.removesuffix("_stops")] = tally(rows, check)
+    if gen is not None:
+        sweep = {}
+        for t in (0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8):
+            for r in rows:
+                r["_s"] = r["lexical_stops"] or r["p_yes"] < t
+            t_report = tally(rows, "_s")
+            sweep[str(t)] = (
+                f"stops {t_report['wrong_stopped']}/{t_report['wrong']}, keeps {t_report['right_kept']}/{t_report['right']}"
+            )
+        report["combined_by_threshold"] = sweep
+        report["seconds_per_pair"] = round((time.perf_counter() - t0) / len(rows), 2)
+    print(json.dumps(report, indent=2, ensure_ascii=False))
+    if args.json:
+        args.json.write_text(
+            json.dumps([{k: v for k, v in r.items() if k != "_s"} for r in rows], indent=1, ensure_ascii=False)
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -231,7 +231,10 @@ def _report_text(report: IngestReport) -> str:
 def ingest(
     paths: Annotated[
         list[Path] | None,
-        typer.Argument(help="Files or folders (.txt, .md, .rst). Default: the bundled corpus.", show_default=False),
+        typer.Argument(
+            help="Files or folders (.txt, .md, .rst, .pdf, .html, .docx). Default: the bundled corpus.",
+            show_default=False,
+        ),
     ] = None,
     reindex: Annotated[
         bool, typer.Option("--reindex", help="Drop the store and embed everything again (after changing the embedder).")
@@ -342,7 +345,9 @@ def _render_answer(answer: Answer, explain: bool) -> str:
         for i, p in enumerate(answer.citations, start=1):
             flag = " [flagged: contains text addressed to an AI]" if p.flagged else ""
             lines.append(f"[{i}] {_line(p.title)} ({_line(p.lang)}){flag}")
-            lines.append(f"    {_line(p.path)}, characters {p.start}-{p.end}")
+            where = f"{_line(p.path)}" + (f", page {p.page}" if p.page else "")
+            of = f" of its text {_line(p.text_path)}" if p.text_path else ""
+            lines.append(f"    {where}, characters {p.start}-{p.end}{of}")
             if i <= len(answer.quotes):
                 q = answer.quotes[i - 1]
                 lines.append(f"    supporting sentence (characters {q.start}-{q.end}): “{q.text}”")

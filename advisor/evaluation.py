@@ -229,9 +229,10 @@ def citation_problems(answer: Answer, sources: _SourceCache) -> list[str]:
     for i, p in enumerate(answer.citations, start=1):
         if p.chunk_id not in retrieved:
             problems.append(f"citation [{i}] was not retrieved")
-        text = sources.text(p.path)
+        where = p.text_path or p.path  # a converted file's offsets index its extracted text
+        text = sources.text(where)
         if text is None or text[p.start : p.end] != p.text:
-            problems.append(f"citation [{i}] text is not verbatim at {p.path}:{p.start}-{p.end}")
+            problems.append(f"citation [{i}] text is not verbatim at {where}:{p.start}-{p.end}")
     return problems
 
 

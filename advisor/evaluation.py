@@ -427,6 +427,7 @@ def _run_one(advisor: Advisor, s: Scenario, retrieval_only: bool, llm: bool, sou
         result.answer, result.mode = answer.text, answer.mode
         result.citations = [
             {"marker": i, "source": p.source, "start": p.start, "end": p.end, "text": p.text}
+            | ({"text_path": p.text_path, "page": p.page} if p.text_path else {})
             for i, p in enumerate(answer.citations, start=1)
         ]
         result.timings.update(

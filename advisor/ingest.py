@@ -48,6 +48,7 @@ __all__ = [
     "bundle_key",
     "bundled_corpus",
     "discover",
+    "drop_unused_texts",
     "ingest_paths",
     "read_document",
     "remove_documents",

@@ -35,7 +35,7 @@ from format_docs import (
     write_html,
     write_pdf,
 )
-from test_hardening import _wait4, assert_no_traceback, hook_env, run_cli  # noqa: F401  (hook_env: a fixture)
+from test_hardening import assert_no_traceback, hook_env, run_cli  # noqa: F401  (hook_env: a fixture)
 
 from advisor.api import Advisor
 from advisor.errors import DocumentError
@@ -87,7 +87,8 @@ def test_a_saved_page_keeps_its_article_without_scripts_navigation_or_hidden_tex
     page = write_html(VIDEO, tmp_path / "page.html")
     text = read_html(page.read_bytes(), page).text
     assert text == expected_text(VIDEO)
-    for furniture in ("tracking", "dataLayer", "Inicio", "cookies", "Ignore all previous", "Artículos relacionados"):
+    dropped = ("tracking", "dataLayer", "Inicio", "cookies", "Ignore all", "AI assistants", "Compartir", "Artículos")
+    for furniture in dropped:
         assert furniture not in text
 
 
@@ -319,6 +320,15 @@ def write_bad_files(folder: Path, tmp_path: Path) -> None:
         fh.truncate(65 * 2**20)
 
 
+# runs one command and writes its exit code and peak RSS (KiB on Linux) to the file named first
+PEAK_RSS = (
+    "import json, resource, subprocess, sys\n"
+    "rc = subprocess.run(sys.argv[2:]).returncode\n"
+    "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+    "open(sys.argv[1], 'w').write(json.dumps({'rc': rc, 'maxrss_kib': peak}))\n"
+)
+
+
 def test_each_bad_file_is_one_warning_and_the_rest_of_the_batch_is_ingested(
     tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
@@ -334,17 +344,32 @@ def test_each_bad_file_is_one_warning_and_the_rest_of_the_batch_is_ingested(
     write_bad_files(docs, tmp_path)
     write_html(VIDEO[:3], docs / "new-page.html")  # a good file in the same batch
     out, err = tmp_path / "stdout", tmp_path / "stderr"
+    usage = tmp_path / "usage.json"
     started = time.perf_counter()
     with out.open("w") as o, err.open("w") as e:
-        proc = subprocess.Popen(
-            [str(ADVISOR_BIN), "ingest", "--embedder", "test-fake", str(docs)],
+        # through a small wrapper: a child forked from this (large) test process would count its pages
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                PEAK_RSS,
+                str(usage),
+                str(ADVISOR_BIN),
+                "ingest",
+                "--embedder",
+                "test-fake",
+                str(docs),
+            ],
             env={**cli_env, "ADVISOR_HOME": str(home)},
             stdout=o,
             stderr=e,
             stdin=subprocess.DEVNULL,
+            timeout=300,
+            check=False,
         )
-        code, peak = _wait4(proc, timeout=300)
     seconds = time.perf_counter() - started
+    measured = json.loads(usage.read_text())
+    code, peak = measured["rc"], measured["maxrss_kib"] * 1024
     stdout, stderr = out.read_text(), err.read_text()
     assert_no_traceback(stdout, stderr)
     assert code == 0, stderr

@@ -412,7 +412,10 @@ def test_ask_json_names_the_extracted_text_and_the_page(tmp_path: Path, cli_env:
     citation = json.loads(proc.stdout)["citations"][0]
     assert citation["path"] == str(FOLDER / "references-handbook.pdf") and citation["page"] == 2
     with open(citation["text_path"], encoding="utf-8", newline="") as fh:
-        assert fh.read()[citation["start"] : citation["end"]] == citation["text"]
+        kept = fh.read()
+    assert kept[citation["start"] : citation["end"]] == citation["text"]
+    sentence = citation["supporting_sentence"]
+    assert sentence and kept[sentence["start"] : sentence["end"]] == sentence["text"]
     text = run_cli(["ask", "--no-llm", "--embedder", "test-fake", question], home, cli_env).stdout
     assert f"references-handbook.pdf, page 2, characters {citation['start']}-{citation['end']} of its text" in text
 

@@ -188,6 +188,11 @@ class Advisor:
                     )
         return self._generator
 
+    @property
+    def _texts(self) -> Path:
+        """Where converted files' (PDF, HTML, Word) extracted texts are kept; citations point into them."""
+        return self.settings.home / "texts" / self.settings.collection
+
     # -- ingest -----------------------------------------------------------
     def _lock(self) -> Any:
         from filelock import FileLock
@@ -262,6 +267,7 @@ class Advisor:
                 batch=self.settings.embed_batch,
                 progress=progress,
                 words=words,
+                texts=self._texts,
             )
             if words is not None:
                 if words.missing:  # a store from before word matching, or an unreadable cache
@@ -287,7 +293,7 @@ class Advisor:
         if not names:
             raise InputError("name what to remove: a source id or path from advisor sources")
         with self._locked():
-            return remove_documents(self.store, names)
+            return remove_documents(self.store, names, self._texts)
 
     def _ensure_corpus(self) -> None:
         """First use: an empty store is filled with the default corpus.

@@ -231,7 +231,10 @@ def _report_text(report: IngestReport) -> str:
 def ingest(
     paths: Annotated[
         list[Path] | None,
-        typer.Argument(help="Files or folders (.txt, .md, .rst). Default: the bundled corpus.", show_default=False),
+        typer.Argument(
+            help="Files or folders (.txt, .md, .rst, .pdf, .html, .docx). Default: the bundled corpus.",
+            show_default=False,
+        ),
     ] = None,
     reindex: Annotated[
         bool, typer.Option("--reindex", help="Drop the store and embed everything again (after changing the embedder).")
@@ -349,7 +352,9 @@ def _render_answer(answer: Answer, explain: bool) -> str:
             language = _LANGUAGE.get(answer.lang, answer.lang)
             lines.append(f"    {language}, machine translation (checked): “{_line(translation)}”")
         where = answer.quotes[i - 1] if i <= len(answer.quotes) else p
-        lines.append(f"    {_line(p.path)}, characters {where.start}-{where.end}")
+        page = f", page {p.page}" if p.page else ""
+        of = f" of its text {_line(p.text_path)}" if p.text_path else ""
+        lines.append(f"    {_line(p.path)}{page}, characters {where.start}-{where.end}{of}")
         if explain:
             lines.append(textwrap.fill(p.text, width=88, initial_indent="    > ", subsequent_indent="    > "))
     if explain:

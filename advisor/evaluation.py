@@ -258,9 +258,10 @@ def citation_problems(answer: Answer, sources: _SourceCache) -> list[str]:
     for i, p in enumerate(answer.citations, start=1):
         if p.chunk_id not in retrieved:
             problems.append(f"citation [{i}] was not retrieved")
-        text = sources.text(p.path)
+        where = p.text_path or p.path  # a converted file's offsets index its extracted text
+        text = sources.text(where)
         if text is None or text[p.start : p.end] != p.text:
-            problems.append(f"citation [{i}] text is not verbatim at {p.path}:{p.start}-{p.end}")
+            problems.append(f"citation [{i}] text is not verbatim at {where}:{p.start}-{p.end}")
     return problems
 
 
@@ -490,6 +491,7 @@ def _run_one(advisor: Advisor, s: Scenario, retrieval_only: bool, llm: bool, sou
         result.answer, result.mode = answer.text, answer.mode
         result.citations = [
             {"marker": i, "source": p.source, "start": p.start, "end": p.end, "text": p.text}
+            | ({"text_path": p.text_path, "page": p.page} if p.text_path else {})
             for i, p in enumerate(answer.citations, start=1)
         ]
         result.timings.update(

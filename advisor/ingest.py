@@ -9,8 +9,10 @@ folder are removed. Chunk ids are content hashes, so re-running is idempotent.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import re
 import time
 import tomllib
 from collections.abc import Callable, Sequence
@@ -22,8 +24,18 @@ import numpy as np
 
 from advisor.chunking import CHUNKER_VERSION, chunk_document
 from advisor.embedders import Embedder
-from advisor.errors import DocumentError
+from advisor.errors import DocumentError, StoreError
 from advisor.lang import detect_language
+from advisor.readers import (
+    CONVERTED_SUFFIXES,
+    READERS_VERSION,
+    ReaderMissingError,
+    convert,
+    page_at,
+    page_starts,
+    text_file,
+    text_file_sha,
+)
 from advisor.safety import UTF16_BOMS, decode_text, looks_like_instructions
 from advisor.store import ChromaStore
 from advisor.types import Chunk, Document, DocumentInfo, IngestReport, Passage
@@ -31,10 +43,12 @@ from advisor.wordmatch import WordMatcher
 
 __all__ = [
     "MANIFEST",
+    "SUFFIXES",
     "TEXT_SUFFIXES",
     "bundle_key",
     "bundled_corpus",
     "discover",
+    "drop_unused_texts",
     "ingest_paths",
     "read_document",
     "remove_documents",
@@ -44,6 +58,7 @@ __all__ = [
 ]
 
 TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".rst", ".text"})
+SUFFIXES = TEXT_SUFFIXES | CONVERTED_SUFFIXES  # what a folder walk ingests
 MANIFEST = "corpus.toml"
 WRITE_BATCH = 256  # chunks per Chroma write during ingest
 MAX_BYTES = 64 * 1024 * 1024  # larger files are refused, not half-read
@@ -161,7 +176,7 @@ def discover(paths: Sequence[Path]) -> tuple[list[_Found], list[str]]:
             manifest = _read_manifest(Path(folder))
             for name in sorted(filenames):
                 file = Path(folder) / name
-                if name.startswith(".") or file.suffix.lower() not in TEXT_SUFFIXES:
+                if name.startswith(".") or file.suffix.lower() not in SUFFIXES:
                     continue
                 if not _utf8_name(file):
                     warnings.append(f"skipped {file!r}: the file name is not valid UTF-8; rename it")
@@ -196,9 +211,53 @@ _CONTROL_BYTES = frozenset(range(32)) - {9, 10, 12, 13, 27} | {127}
 _BINARY = "{path} looks binary, not text; convert it to .txt or .md first"
 
 
-def read_document(found: _Found, data: bytes) -> Document:
-    """Decode and describe one file (title, language, stable id)."""
+def _write_text(target: Path, text: str, source: Path) -> None:
+    """Keep a converted file's extracted text at ``target`` (written whole, then renamed into place)."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8", newline="")
+        os.replace(tmp, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise StoreError(
+            f"cannot keep the extracted text of {source} in {target.parent} ({exc.strerror or exc}); "
+            "pass --home or set ADVISOR_HOME to a writable folder"
+        ) from None
+
+
+def _read_converted(found: _Found, data: bytes, texts: Path | None) -> tuple[str, str, tuple[int, ...]]:
+    """A PDF, HTML or Word file's text, where it is kept, and its pages (a PDF's).
+
+    The text is kept under ``texts`` by the file's content hash; a file read
+    before is not converted again (so an unchanged re-ingest costs what a text
+    file's does).
+    """
+    sha = hashlib.sha256(data).hexdigest()
+    target = text_file(texts, sha) if texts is not None else None
+    text = None
+    if target is not None and target.is_file():
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            text = target.read_bytes().decode("utf-8")
+    if text is None:
+        text = convert(found.path, data).text
+        if target is not None:
+            _write_text(target, text, found.path)
+    pages = page_starts(text) if found.path.suffix.lower() == ".pdf" else ()
+    return text, str(target or ""), pages
+
+
+def read_document(found: _Found, data: bytes, texts: Path | None = None) -> Document:
+    """Decode and describe one file (title, language, stable id).
+
+    A PDF, HTML or Word file is converted to text (kept under ``texts``, see
+    :func:`_read_converted`); its offsets then index that text.
+    """
     path = found.path
+    if path.suffix.lower() in CONVERTED_SUFFIXES:
+        converted, text_path, pages = _read_converted(found, data, texts)
+        return _describe(found, data, converted, "", text_path, pages)
     head = data[:8192]
     utf16 = data.startswith(UTF16_BOMS)  # its zero bytes are text: the zero test is of characters
     if b"\x00" in head and not utf16:
@@ -214,6 +273,13 @@ def read_document(found: _Found, data: bytes) -> Document:
     # not Unicode and more than 1 byte in 20 a control byte: a PDF or archive with no zero byte early on
     elif note and sum(b in _CONTROL_BYTES for b in head) * 20 > len(head):
         raise DocumentError(_BINARY.format(path=path))
+    return _describe(found, data, text, note)
+
+
+def _describe(
+    found: _Found, data: bytes, text: str, note: str, text_path: str = "", pages: tuple[int, ...] = ()
+) -> Document:
+    path = found.path
     if not text.strip():
         raise DocumentError(f"{path} is empty")
     meta = found.meta
@@ -222,7 +288,7 @@ def read_document(found: _Found, data: bytes) -> Document:
     lang = meta.lang if meta and meta.lang else detect_language(text[:5000])
     doc_id = _doc_id(found)
     sha = hashlib.sha256(data).hexdigest()
-    return Document(doc_id, str(path), title, lang, text, sha, note)
+    return Document(doc_id, str(path), title, lang, text, sha, note, text_path, pages)
 
 
 def _stored_docs(store: ChromaStore) -> dict[str, _StoredDoc]:
@@ -274,7 +340,21 @@ def stored_documents(store: ChromaStore, check_files: bool = True) -> list[Docum
     return sorted(rows, key=lambda d: (d.path, d.source))
 
 
-def remove_documents(store: ChromaStore, targets: Sequence[str]) -> IngestReport:
+def drop_unused_texts(store: ChromaStore, texts: Path | None) -> None:
+    """Delete the extracted texts in ``texts`` that no stored chunk cites any more."""
+    if texts is None or not texts.is_dir():
+        return
+    used = {Path(str(m.get("text_path"))).name for _, m in store.metadata_index() if m.get("text_path")}
+    for file in texts.iterdir():
+        if file.name not in used and _TEXT_NAME.fullmatch(file.name):
+            with contextlib.suppress(OSError):
+                file.unlink()
+
+
+_TEXT_NAME = re.compile(r"[0-9a-f]{64}\.r\d+\.txt")
+
+
+def remove_documents(store: ChromaStore, targets: Sequence[str], texts: Path | None = None) -> IngestReport:
     """Delete the stored documents that ``targets`` name, all or none.
 
     A target is a source id (as citations show it), a file path, or a folder
@@ -305,6 +385,7 @@ def remove_documents(store: ChromaStore, targets: Sequence[str]) -> IngestReport
         report.chunks_removed += len(ids)
     if chosen:
         store.bump_version()
+        drop_unused_texts(store, texts)
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -340,38 +421,67 @@ def stale_bundled_files(store: ChromaStore) -> list[Path]:
     return sorted(stale)
 
 
+def _cited_state(p: Passage, texts: dict[str, str | None], shas: dict[str, str | None]) -> str:
+    """Whether the cited file still holds ``p``: "same", "gone", "changed" or (a converted file) "text"."""
+    if p.text_path:  # a converted file: unchanged since ingest, and its extracted text intact
+        if p.path not in shas:
+            shas[p.path] = _file_sha256(p.path)
+        if shas[p.path] is None:
+            return "gone"
+        if shas[p.path] != text_file_sha(p.text_path):
+            return "changed"
+        if p.text_path not in texts:
+            try:
+                texts[p.text_path] = Path(p.text_path).read_bytes().decode("utf-8")
+            except (OSError, UnicodeDecodeError):
+                texts[p.text_path] = None
+        kept = texts[p.text_path]
+        return "same" if kept is not None and kept[p.start : p.end] == p.text else "text"
+    if p.path not in texts:
+        try:
+            path = Path(p.path)
+            size = path.stat().st_size
+            texts[p.path] = decode_text(path.read_bytes())[0] if size <= MAX_BYTES else ""
+        except OSError:
+            texts[p.path] = None
+    text = texts[p.path]
+    return "gone" if text is None else "same" if text[p.start : p.end] == p.text else "changed"
+
+
 def source_changes(passages: Sequence[Passage]) -> list[str]:
     """One line for each cited file that no longer holds the quoted text where the citation says.
 
     A citation names a file and character offsets; a file edited, moved or deleted
     after it was ingested would make that pointer wrong while the quote (the
-    stored copy) still reads well. Each file is read at most once.
+    stored copy) still reads well. Each file is read at most once. For a
+    converted file (PDF, HTML, Word) the file is compared by content hash with
+    the one ingested, and the quote with its extracted text.
     """
     lines: list[str] = []
     texts: dict[str, str | None] = {}
+    shas: dict[str, str | None] = {}
     reported: set[str] = set()
     for p in passages:
         if not p.path or p.path in reported:
             continue
-        if p.path not in texts:
-            try:
-                path = Path(p.path)
-                size = path.stat().st_size
-                texts[p.path] = decode_text(path.read_bytes())[0] if size <= MAX_BYTES else ""
-            except OSError:
-                texts[p.path] = None
-        text = texts[p.path]
-        if text is None or text[p.start : p.end] != p.text:
-            reported.add(p.path)
-        if text is None:
+        state = _cited_state(p, texts, shas)
+        if state == "same":
+            continue
+        reported.add(p.path)
+        if state == "gone":
             lines.append(
                 f"{p.path} is gone (moved or deleted since it was ingested); the quote is the stored copy; "
                 f"advisor ingest its new location, or advisor remove {p.source}"
             )
-        elif text[p.start : p.end] != p.text:
+        elif state == "changed":
             lines.append(
                 f"{p.path} has changed since it was ingested; the quote is the stored copy; "
                 f"advisor ingest {p.path} to update it"
+            )
+        else:
+            lines.append(
+                f"the extracted text of {p.path} ({p.text_path}) is gone or was edited; the quote is the "
+                f"stored copy; delete that text file if it is there, then advisor ingest {p.path}"
             )
     return lines
 
@@ -393,6 +503,8 @@ def _chunk_meta(doc: Document, chunk: Chunk, n_chunks: int, root: Path, chunking
         "chunking": chunking,
         "flagged": looks_like_instructions(chunk.text),
         "bundled": bundled,
+        "text_path": doc.text_path,
+        "page": page_at(doc.pages, chunk.start),
     }
 
 
@@ -436,10 +548,13 @@ def ingest_paths(
     batch: int = 32,
     progress: Progress | None = None,
     words: WordMatcher | None = None,
+    texts: Path | None = None,
 ) -> IngestReport:
     """Bring the store in line with the documents under ``paths``.
 
     ``words``: the word-match vectors learn the words of every chunk embedded.
+    ``texts``: the folder that keeps converted files' extracted texts (citations
+    point into them); texts no stored chunk names any more are deleted from it.
     """
     t0 = time.perf_counter()
     found, warnings = discover(paths)
@@ -489,7 +604,11 @@ def ingest_paths(
             data = item.path.read_bytes() if item.path.stat().st_size <= MAX_BYTES else None
             if data is None:
                 raise DocumentError(f"{item.path} is larger than {MAX_BYTES // 2**20} MiB; split it first")
-            doc = read_document(item, data)
+            doc = read_document(item, data, texts)
+        except ReaderMissingError as exc:  # the file may be fine: keep what is stored
+            report.warnings.append(f"skipped {item.path}: {exc}; its stored chunks are kept")
+            seen_ids.add(_doc_id(item))
+            continue
         except DocumentError as exc:
             # The file now holds no usable text (emptied, binary, too large):
             # its old chunks would answer with text it no longer contains.
@@ -535,7 +654,9 @@ def ingest_paths(
             )
             continue
         bundled = bundle is not None and item.path.parent == bundle
-        if old and old.shas == {doc.sha256} and old.chunkings == {chunking} and len(old.ids) == old.expected:
+        # a converted file is converted again (and re-chunked) when a reader changes
+        doc_chunking = f"{chunking}:r{READERS_VERSION}" if doc.text_path else chunking
+        if old and old.shas == {doc.sha256} and old.chunkings == {doc_chunking} and len(old.ids) == old.expected:
             if (old.path, old.title, old.lang, old.bundled) != (doc.path, doc.title, doc.lang, bundled):
                 # the same text moved (or was retitled): its chunks keep their vectors, not its old path
                 _relabel(store, sorted(old.ids), doc, item.root, bundled)
@@ -548,7 +669,7 @@ def ingest_paths(
             continue
         chunks = make_chunks(doc, embedder, chunk_tokens)
         new_ids = [c.chunk_id for c in chunks]
-        queue.extend((c, _chunk_meta(doc, c, len(chunks), item.root, chunking, bundled)) for c in chunks)
+        queue.extend((c, _chunk_meta(doc, c, len(chunks), item.root, doc_chunking, bundled)) for c in chunks)
         queued += len(chunks)
         stale = sorted((old.ids if old else set()) - set(new_ids))
         stale_after.append((queued, stale))
@@ -582,5 +703,6 @@ def ingest_paths(
             changed = True
     if changed:
         store.bump_version()
+        drop_unused_texts(store, texts)
     report.seconds = time.perf_counter() - t0
     return report

@@ -91,6 +91,8 @@ def passage_from(chunk: StoredChunk, score: float = 0.0, signals: dict[str, floa
         signals=signals or {},
         flagged=bool(m.get("flagged", False)),
         part=str(m.get("part", "")),
+        text_path=str(m.get("text_path", "")),
+        page=int(m.get("page", 0)),
     )
 
 

@@ -33,6 +33,8 @@ class Document:
     text: str
     sha256: str
     decode_note: str = ""
+    text_path: str = ""  # a converted file (PDF, HTML, DOCX): where its extracted ``text`` is kept
+    pages: tuple[int, ...] = ()  # a PDF: where each page starts in ``text``
 
 
 def embedding_text(text: str, context: str = "") -> str:
@@ -75,6 +77,8 @@ class Passage:
     signals: dict[str, float] = field(default_factory=dict)
     flagged: bool = False  # looks like instructions aimed at a model
     part: str = ""  # in a Q&A thread: "question" (the post and its comments) or "answer"
+    text_path: str = ""  # a converted file: its extracted text, which start and end index (else: path)
+    page: int = 0  # a PDF: the page (from 1) where the passage starts; else 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -59,6 +59,13 @@ ingest
     chunks/s ratio (target >= 0.8), with the CPU-time ratio and the ratio of total
     times beside it; then an unchanged re-ingest against the first ingest (target
     <= 0.1).
+formats
+    The bundled articles written as PDF (fpdf2, when installed), HTML and Word
+    files, R copies of each, against the same number of plain-text copies: in
+    pairs with alternating order, each side's first ingest into a fresh home
+    and then an unchanged re-ingest (``time.perf_counter``). Reported: median
+    re-ingest / first ingest for converted files (target <= 0.1, as for text)
+    and for text files, and the median per-pair ratio of the two.
 rss
     Peak resident memory (``ru_maxrss`` of ``RUSAGE_CHILDREN``, KiB on Linux) of
     ``advisor ingest``, ``advisor ask --no-llm`` and ``advisor ask`` (with the model),
@@ -101,7 +108,7 @@ from advisor.wordmatch import content_words
 
 REPO = Path(__file__).resolve().parent.parent
 SCENARIOS = REPO / "tests" / "scenarios" / "shipped.yaml"
-SECTIONS = ("startup", "retrieval", "synthetic", "generation", "answer", "ingest", "rss")
+SECTIONS = ("startup", "retrieval", "synthetic", "generation", "answer", "ingest", "formats", "rss")
 
 # Peak-RSS wrapper: runs exactly one command, waits for it, reports its peak RSS.
 RSS_WRAPPER = (
@@ -127,6 +134,8 @@ class Plan:
     answer_questions: int = 5
     ingest_replicas: int = 4
     ingest_pairs: int = 9
+    formats_replicas: int = 2
+    formats_pairs: int = 5
     rss_runs: int = 1
 
 
@@ -140,6 +149,8 @@ QUICK = Plan(
     answer_questions=2,
     ingest_replicas=2,
     ingest_pairs=3,
+    formats_replicas=1,
+    formats_pairs=2,
     rss_runs=1,
 )
 
@@ -818,6 +829,94 @@ def bench_ingest(ctx: Context, res: Results) -> None:
     )
 
 
+def converted_corpus(target: Path, copies: int) -> tuple[Path, list[str]]:
+    """The bundled articles as HTML, Word and (with fpdf2) PDF files, ``copies`` of each; and the kinds written."""
+    import html
+
+    import docx
+
+    target.mkdir(parents=True, exist_ok=True)
+    articles = [read_document(f, f.path.read_bytes()) for f in discover([bundled_corpus()])[0]]
+    kinds = ["html", "docx"]
+    try:
+        from fpdf import FPDF
+    except ImportError:
+        log("  fpdf2 is not installed: no PDF files (pip install fpdf2)")
+        FPDF = None
+    else:
+        kinds.append("pdf")
+    for r in range(copies):
+        for doc in articles:
+            paragraphs = [p.strip() for p in doc.text.splitlines() if p.strip()]
+            stem = target / f"{Path(doc.path).stem}-r{r:02d}"
+            body = "\n".join(f"<p>{html.escape(p)} r{r:02d}</p>" for p in paragraphs)
+            stem.with_suffix(".html").write_text(f"<html><body><main>{body}</main></body></html>", encoding="utf-8")
+            word = docx.Document()
+            for p in paragraphs:
+                word.add_paragraph(f"{p} r{r:02d}")
+            word.save(str(stem.with_suffix(".docx")))
+            if FPDF is not None:
+                pdf = FPDF()
+                pdf.add_page()
+                pdf.set_font("Helvetica", size=11)
+                for p in paragraphs:  # the core fonts are Latin-1
+                    line = f"{p} r{r:02d}".encode("latin-1", "replace").decode("latin-1")
+                    pdf.multi_cell(0, 6, line, new_x="LMARGIN", new_y="NEXT")
+                pdf.output(str(stem.with_suffix(".pdf")))
+    return target, kinds
+
+
+def bench_formats(ctx: Context, res: Results) -> None:
+    converted, kinds = converted_corpus(ctx.workdir / "converted", ctx.plan.formats_replicas)
+    plain = replicate_corpus(ctx.workdir / "plain", ctx.plan.formats_replicas * len(kinds))
+    emb = ctx.embedder
+
+    def run(folder: Path, tag: str, row: dict[str, float]) -> None:
+        adv = Advisor(home=ctx.workdir / f"formats-{tag}-{len(pairs)}", embedder=emb)
+        t0 = time.perf_counter()
+        first = adv.ingest([folder])
+        t1 = time.perf_counter()
+        again = adv.ingest([folder])
+        t2 = time.perf_counter()
+        if first.warnings or again.added or again.updated or again.unchanged != first.added:
+            raise RuntimeError(f"unexpected ingest reports for {folder}: {first} then {again}")
+        row.update({f"{tag}_first_s": t1 - t0, f"{tag}_reingest_s": t2 - t1, f"{tag}_docs": float(first.added)})
+        adv.close()
+
+    pairs: list[dict[str, float]] = []
+    for i in range(ctx.plan.formats_pairs):
+        row: dict[str, float] = {}
+        order = [(converted, "converted"), (plain, "text")]
+        for folder, tag in order if i % 2 == 0 else order[::-1]:
+            run(folder, tag, row)
+        row["converted_ratio"] = row["converted_reingest_s"] / row["converted_first_s"]
+        row["text_ratio"] = row["text_reingest_s"] / row["text_first_s"]
+        pairs.append(row)
+        log(f"  formats pair {i + 1}: re-ingest / first: converted {row['converted_ratio']:.3f}x, "
+            f"text {row['text_ratio']:.3f}x")
+    converted_ratio = median([p["converted_ratio"] for p in pairs])
+    text_ratio = median([p["text_ratio"] for p in pairs])
+    relative = median([p["converted_ratio"] / p["text_ratio"] for p in pairs])
+    res.sections["formats"] = {
+        "kinds": kinds,
+        "documents": {"converted": pairs[0]["converted_docs"], "text": pairs[0]["text_docs"]},
+        "pairs": pairs,
+        "converted_reingest_ratio_median": converted_ratio,
+        "text_reingest_ratio_median": text_ratio,
+        "converted_over_text_median": relative,
+    }
+    res.target(f"unchanged re-ingest / first ingest, {'+'.join(kinds)} files", converted_ratio, "<= 0.1",
+               converted_ratio <= 0.1, "x")
+    res.note(
+        "formats: re-ingest / first ingest, converted vs text (median per pair); first ingest; re-ingest",
+        f"{converted_ratio:.3f}x vs {text_ratio:.3f}x ({relative:.2f}x); "
+        f"{median([p['converted_first_s'] for p in pairs]):.1f} s vs "
+        f"{median([p['text_first_s'] for p in pairs]):.1f} s; "
+        f"{median([p['converted_reingest_s'] for p in pairs]):.3f} s vs "
+        f"{median([p['text_reingest_s'] for p in pairs]):.3f} s",
+    )
+
+
 # -- 7. peak RSS ---------------------------------------------------------------
 
 
@@ -869,6 +968,7 @@ RUNNERS: dict[str, Callable[[Context, Results], None]] = {
     "generation": bench_generation,
     "answer": bench_answer,
     "ingest": bench_ingest,
+    "formats": bench_formats,
     "rss": bench_rss,
 }
 

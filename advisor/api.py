@@ -342,6 +342,19 @@ class Advisor:
             )
         return q
 
+    def check_question(self, question: str, k: int | None = None, timeout: float | None = None) -> None:
+        """Raise :class:`InputError` for what :meth:`ask` would refuse, before anything loads."""
+        self._check_question(question)
+        self._check_k(k)
+        check_timeout(timeout)
+
+    @staticmethod
+    def _check_k(k: Any) -> None:
+        if k is not None and (not isinstance(k, int) or isinstance(k, bool)):
+            raise InputError(f"k must be a whole number between 1 and {MAX_K}, not {k!r}")
+        if k is not None and not 1 <= k <= MAX_K:
+            raise InputError(f"k must be between 1 and {MAX_K}, not {k}")
+
     def search(self, question: str, k: int | None = None, history: Sequence[str] | None = None) -> Retrieval:
         """Retrieval with its signals, abstention decision and timings.
 
@@ -349,10 +362,7 @@ class Advisor:
         added to the search query so that follow-ups ("and after that?") work.
         """
         q = self._check_question(question)
-        if k is not None and (not isinstance(k, int) or isinstance(k, bool)):
-            raise InputError(f"k must be a whole number between 1 and {MAX_K}, not {k!r}")
-        if k is not None and not 1 <= k <= MAX_K:
-            raise InputError(f"k must be between 1 and {MAX_K}, not {k}")
+        self._check_k(k)
         _ = self.reranker  # a bad reranker fails before the first ingest, not after
         self._ensure_corpus()
         context = " ".join(str(history[-1]).split())[:MAX_QUESTION_CHARS] if history else ""

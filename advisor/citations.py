@@ -32,6 +32,7 @@ __all__ = [
     "evidence_sentences",
     "passage_sentences",
     "resolve_markers",
+    "unsafe_model_text",
     "verify",
 ]
 
@@ -84,6 +85,24 @@ class Verified:
 
 # target-like tokens: with a digit, in capitals, or a domain ("PWNED-3", "HIRED", "evil.example")
 _TARGET_RE = re.compile(r"\b[\w-]*(?:\d|[A-Z]{3,})[\w-]*|\b\w+(?:\.\w+)+")
+
+
+def unsafe_model_text(text: str, evidence: Sequence[str]) -> str:
+    """Why model-written ``text`` may not be shown beside ``evidence``, or "".
+
+    A link or image (fetched when rendered), words addressed to a model, or a
+    target-like token (a code, a word in capitals, a domain) that the evidence
+    does not contain: what an injected instruction would make a model write.
+    """
+    if strip_remote_content(text) != text or "](" in text or "<" in text:
+        return "a link, image or markup"
+    if looks_like_instructions(text):
+        return "words addressed to a model"
+    source = " ".join(evidence)
+    foreign = [t for t in _TARGET_RE.findall(text) if t not in source]
+    if foreign:
+        return f"{foreign[0]!r}, which the quoted evidence does not contain"
+    return ""
 
 
 UNCITED_SENTENCES = 3  # complete sentences without any marker after which a draft is stopped

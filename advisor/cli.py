@@ -417,8 +417,8 @@ def ask(
         streamed.append(piece)
         _echo(piece, nl=False, err=True)
 
+    adv.check_question(question, k, timeout)  # a bad question, -k or --timeout fails before anything loads
     if not no_llm:
-        adv.search(question, k=k)  # a bad question or -k fails before the model loads
         _prepare_model(adv)
     answer = adv.ask(question, k=k, llm=not no_llm, on_token=on_token if stream else None, timeout=timeout)
     if streamed:

@@ -29,6 +29,7 @@ from advisor.prompts import Message, check_messages
 
 __all__ = [
     "JUDGE_THRESHOLD",
+    "TRANSLATION_THRESHOLD",
     "Verdict",
     "check_claim",
     "lexical_conflicts",
@@ -194,7 +195,12 @@ class Verdict:
     reasons: tuple[str, ...] = ()
 
 
-JUDGE_THRESHOLD = 0.5  # the model's probability of "yes" below which a claim is refused (calibrated: see README)
+# The model's probability of "yes" below which a claim is refused. Measured with scripts/faithfulness.py
+# on tests/data/claims.yaml (78 pairs, with the lexical check): 0.5 stops 29/39 wrong claims and keeps
+# 33/39 right ones; 0.4 stops 25/39 and keeps 37/39. A composed answer sentence gets the stricter one
+# (a wrong one misleads; refusing it leaves the quotes); a translation the one that keeps 9 in 10 right.
+JUDGE_THRESHOLD = 0.5
+TRANSLATION_THRESHOLD = 0.4
 
 
 def yes_probability(generator: Generator, messages: Sequence[Message]) -> float:

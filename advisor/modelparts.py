@@ -171,6 +171,7 @@ def _assemble(files: list[Path], target: Path, stamp: Path, progress: Progress |
         if target.is_file() and stamp.is_file() and stamp.read_text(encoding="utf-8") == _stamp_of(files, target):
             return target
         stamp.unlink(missing_ok=True)
+        target.unlink(missing_ok=True)  # stale: it was made from other parts, or altered since
         partial = target.with_name(target.name + ".part")
         whole = hashlib.sha256()
         done = 0

@@ -27,13 +27,12 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from advisor.citations import MARKER_RE
+from advisor.citations import MARKER_RE, unsafe_model_text
 from advisor.embedders import Embedder
-from advisor.faithfulness import lexical_conflicts, model_check
+from advisor.faithfulness import TRANSLATION_THRESHOLD, lexical_conflicts, model_check
 from advisor.generation import Generator, TokenSink
 from advisor.lang import detect_language, words
 from advisor.prompts import translate_messages
-from advisor.safety import looks_like_instructions, strip_remote_content
 
 __all__ = ["TRANSLATION_SUPPORT", "Translated", "TranslationCache", "plain_translation", "translate"]
 
@@ -59,8 +58,8 @@ def plain_translation(reply: str, quote: str, lang: str, embedder: Embedder) -> 
     n_words, limit = len(words(text)), 2 * len(words(quote)) + 10
     if not 3 <= n_words <= limit:
         return None, "implausible length"
-    if strip_remote_content(text) != text or MARKER_RE.search(text) or looks_like_instructions(text):
-        return None, "a link, marker or instruction"
+    if MARKER_RE.search(text) or unsafe_model_text(text, [quote]):
+        return None, "a link, marker, instruction or code the quote does not have"
     if detect_language(text, default="") != lang:
         return None, "not in the question's language"
     vectors = embedder.embed_documents([text, quote])
@@ -143,7 +142,7 @@ def translate(
     conflicts = lexical_conflicts(quote, quote_lang, text, lang)
     if conflicts:
         return Translated(None, "; ".join(conflicts))
-    verdict = model_check(generator, quote, quote_lang, text, lang)
+    verdict = model_check(generator, quote, quote_lang, text, lang, TRANSLATION_THRESHOLD)
     if not verdict.ok:
         return Translated(None, "; ".join(verdict.reasons) or "the model's check said no")
     return Translated(text)

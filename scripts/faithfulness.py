@@ -103,9 +103,8 @@ def main(argv: list[str] | None = None) -> int:
             for r in rows:
                 r["_s"] = r["lexical_stops"] or r["p_yes"] < t
             t_report = tally(rows, "_s")
-            sweep[str(t)] = (
-                f"stops {t_report['wrong_stopped']}/{t_report['wrong']}, keeps {t_report['right_kept']}/{t_report['right']}"
-            )
+            stops = f"{t_report['wrong_stopped']}/{t_report['wrong']}"
+            sweep[str(t)] = f"stops {stops}, keeps {t_report['right_kept']}/{t_report['right']}"
         report["combined_by_threshold"] = sweep
         report["seconds_per_pair"] = round((time.perf_counter() - t0) / len(rows), 2)
     print(json.dumps(report, indent=2, ensure_ascii=False))

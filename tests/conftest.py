@@ -88,11 +88,19 @@ class FakeGenerator:
     Every call's messages are kept in ``calls``.
     """
 
-    def __init__(self, script: Script = "", n_ctx: int = 4096, name: str = "fake-llm") -> None:
+    def __init__(
+        self,
+        script: Script = "",
+        n_ctx: int = 4096,
+        name: str = "fake-llm",
+        judge: Callable[[Sequence[dict[str, str]]], float] | None = None,
+    ) -> None:
         self.script = script
         self.n_ctx = n_ctx
         self.name = name
+        self.judge = judge  # the probability of "yes" to a check prompt; None: always yes
         self.calls: list[list[dict[str, str]]] = []
+        self.grammars: list[str | None] = []
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())
@@ -103,14 +111,38 @@ class FakeGenerator:
         max_tokens: int,
         on_token: Callable[[str], None] | None = None,
         timeout: float = 120.0,
+        grammar: str | None = None,
     ) -> Any:
         from advisor.generation import Generation
 
         self.calls.append([dict(m) for m in messages])
+        self.grammars.append(grammar)
         text = self.script(messages) if callable(self.script) else self.script
         if on_token and text:
             on_token(text)
         return Generation(text=text, prompt_tokens=sum(self.count_tokens(m["content"]) for m in messages))
+
+    def score(self, messages: Sequence[dict[str, str]], reply: str) -> list[float]:
+        """Log-probabilities for the replies a yes/no check reads: "yes" with ``judge``'s probability."""
+        import math
+
+        p = 1.0 if self.judge is None else self.judge(messages)
+        share = p if reply.lower() == "yes" else 1.0 - p
+        return [math.log(max(share / 2, 1e-12))]
+
+
+def prompt_kind(messages: Sequence[dict[str, str]]) -> str:
+    """Which request of the advisor's ``messages`` are: "translate", "check" or "answer"."""
+    from advisor.prompts import ANSWER_SYSTEM, CHECK_SYSTEM, TRANSLATE_SYSTEM
+
+    system = messages[0]["content"]
+    return {TRANSLATE_SYSTEM: "translate", CHECK_SYSTEM: "check", ANSWER_SYSTEM: "answer"}[system]
+
+
+def evidence_lines(messages: Sequence[dict[str, str]]) -> list[str]:
+    """The numbered evidence an answer prompt shows, in order (``[1]`` first)."""
+    user = messages[-1]["content"]
+    return re.findall(r"^\[\d+\] (.*)$", user, flags=re.MULTILINE)
 
 
 _SOURCE_RE = re.compile(r'<source id="(\d+)"([^>]*)>\n(.*?)\n</source>', re.DOTALL)

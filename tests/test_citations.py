@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from advisor import extractive
 from advisor.citations import draft_gone_astray, passage_sentences, resolve_markers, verify
 from advisor.embedders import Embedder
-from advisor.types import Sentence
+from advisor.types import Passage, Sentence
 
 
 def extractive_answer(
@@ -21,7 +21,7 @@ def extractive_answer(
 ) -> tuple[str, list[Passage], list[Sentence]]:
     """The extractive answer over the sentences the advisor selects for ``question``."""
     return extractive.extractive_answer(lang, passages, extractive.select_evidence(question, passages, emb))
-from advisor.types import Passage
+
 
 SALARY_DOC = (
     "Salary negotiation\n"

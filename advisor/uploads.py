@@ -41,7 +41,7 @@ class UploadTooLarge(DocumentError):
 
 def too_large(name: str, limit: int) -> UploadTooLarge:
     """The message ``advisor ingest`` gives for a file over its limit, with the upload limit."""
-    size = f"{limit / 2**20:g} MiB" if limit >= 2**20 else f"{limit} bytes"
+    size = f"{limit / 2**20:g} MiB" if limit >= 2**20 else f"{limit / 2**10:g} KiB"
     return UploadTooLarge(f"{name} is larger than {size}; split it first")
 
 

@@ -128,8 +128,6 @@ def test_ask_shows_the_answer_mode_and_citations_and_opens_a_citation(browser: A
     )
     first = data["citations"][0]
     assert citations[0].find_element(By.CSS_SELECTOR, "button").text.startswith(f"[1] {first['title']}")
-    if os.environ.get("WEB_SCREENSHOT"):
-        browser.save_screenshot(os.environ["WEB_SCREENSHOT"])
     # open the first citation from the keyboard
     button = citations[0].find_element(By.CSS_SELECTOR, "button.cite-open")
     browser.execute_script("arguments[0].focus()", button)
@@ -155,6 +153,8 @@ def test_ask_shows_the_answer_mode_and_citations_and_opens_a_citation(browser: A
     assert exact[2] == text  # the whole document, unchanged, with the marks at the citation's offsets
     assert text[first["start"] : first["end"]] == first["text"]
     assert text[expected["start"] : expected["end"]] == expected["text"]
+    if os.environ.get("WEB_SCREENSHOT"):
+        browser.save_screenshot(os.environ["WEB_SCREENSHOT"])
     # Escape closes the viewer and returns to the citation
     browser.switch_to.active_element.send_keys(Keys.ESCAPE)
     wait_for(lambda: not viewer.is_displayed(), 10, "the viewer to close")

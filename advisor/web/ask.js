@@ -227,7 +227,13 @@ async function openCitation(cite, opener) {
     body.append(highlighted(doc.text, cite));
     const target = body.querySelector("mark.sentence") || body.querySelector("mark.passage");
     viewer.focus({ preventScroll: true });
-    if (target) target.scrollIntoView({ block: "center" });
+    if (target && viewer.scrollHeight > viewer.clientHeight + 1) {
+      // the viewer scrolls on its own (wide screens): move it, not the page
+      const offset = target.getBoundingClientRect().top - viewer.getBoundingClientRect().top;
+      viewer.scrollTop += offset - viewer.clientHeight / 3;
+    } else if (target) {
+      target.scrollIntoView({ block: "center" });
+    }
   } catch (err) {
     $("viewer-meta").textContent = `Error: ${err.message}`;
   }

@@ -590,6 +590,7 @@ def serve(
         max_upload=int(max_upload_mb * 2**20),
         announce=lambda url: _echo(f"advisor: serving on {url} (Ctrl-C stops)", err=True),
     )
+    _echo("advisor: stopped", err=True)
 
 
 @app.command(name="settings")

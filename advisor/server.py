@@ -492,7 +492,7 @@ def serve(
     max_upload: int = DEFAULT_MAX_UPLOAD,
     announce: Callable[[str], None] = print,
 ) -> None:
-    """Serve until interrupted. Errors before serving (bind, token, models) are one-line AdvisorErrors."""
+    """Serve until Ctrl-C (or SIGTERM). Errors before serving (bind, token, models) are one-line AdvisorErrors."""
     check_bind(host, token)
     sock = _listen(host, port)
     with contextlib.closing(sock):
@@ -501,7 +501,12 @@ def serve(
             create_app(advisor, llm=llm, token=token, host=host, allow_hosts=allow_hosts, max_upload=max_upload)
         )
         announce(_url(sock))
-        server.run(sockets=[sock])
+        try:
+            server.run(sockets=[sock])
+        except KeyboardInterrupt:  # uvicorn stops gracefully on Ctrl-C, then raises it again
+            if not server.started:
+                raise
+    # a stop by Ctrl-C once serving is the normal end (exit 0); during start-up it is exit 130
 
 
 @contextlib.contextmanager

@@ -387,3 +387,65 @@ def test_serve_help_and_import_cost() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = set(json.loads(out.stdout))
     assert not loaded & {"fastapi", "starlette", "uvicorn", "httpx", "selenium", "anyio"}, loaded
+
+
+def test_a_taken_port_is_one_line() -> None:
+    import socket
+
+    from advisor.errors import InputError
+    from advisor.server import _listen
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        with pytest.raises(InputError, match=rf"cannot listen on 127.0.0.1:{port} .*pick another --port"):
+            _listen("127.0.0.1", port)
+
+
+def test_advisor_serve_starts_answers_and_stops_on_ctrl_c(tmp_path: Path, offline_sitecustomize: Path) -> None:
+    """The command as a user runs it: models load, the URL is printed, the page answers, Ctrl-C ends it (exit 0)."""
+    import signal
+
+    import httpx
+    from conftest import ADVISOR_BIN
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ADVISOR_")}
+    env.update(
+        HF_HUB_OFFLINE="1",
+        PYTHONPATH=f"{offline_sitecustomize}:{Path(__file__).parent.parent}",
+        ADVISOR_HOME=str(tmp_path / "home"),
+    )
+    proc = subprocess.Popen(
+        [str(ADVISOR_BIN), "serve", "--no-llm", "--port", "0"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        lines: list[str] = []
+        while time.monotonic() < deadline and proc.poll() is None:
+            line = proc.stderr.readline() if proc.stderr else ""
+            lines.append(line)
+            if "serving on" in line:
+                break
+        url = lines[-1].split("serving on ", 1)[1].split()[0]
+        assert url.startswith("http://127.0.0.1:"), lines
+        with httpx.Client(base_url=url, timeout=120) as c:
+            assert c.get("/api/info").json()["llm"] is False
+            assert "Your question" in c.get("/").text
+            got = c.post("/api/ask", json={"question": QUESTION})
+            assert got.status_code == 200 and got.json()["mode"] == "extractive"
+            assert c.post("/api/ask", json={"question": QUESTION, "llm": True}).status_code == 400  # --no-llm
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert err.rstrip().endswith("advisor: stopped")
+    assert "Traceback" not in err + out and "NETWORK BLOCKED" not in err

@@ -164,6 +164,36 @@ def test_ask_shows_the_answer_mode_and_citations_and_opens_a_citation(browser: A
     assert follow.find_elements(By.CSS_SELECTOR, "ol.citations li")
 
 
+def test_a_model_written_answer_streams_its_draft_before_the_checked_answer(browser: Any, web_server: Any) -> None:
+    """With the model on, its draft appears token by token (SSE), labelled, then the checked answer."""
+    from selenium.webdriver.common.by import By
+
+    open_page(browser, web_server.url)
+    box = browser.find_element(By.ID, "llm")
+    assert box.is_enabled()
+    box.click()
+    try:
+        browser.execute_script(
+            """window.__drafts = [];
+            new MutationObserver(() => {
+              const d = document.querySelector('article.turn:last-of-type .draft');
+              if (d && d.textContent) window.__drafts.push(d.textContent.length);
+            }).observe(document.getElementById('conversation'),
+                       {subtree: true, childList: true, characterData: true});"""
+        )
+        turn = ask(browser, QUESTION)
+        draft = turn.find_element(By.CSS_SELECTOR, ".draft").text
+        label = turn.find_element(By.CSS_SELECTOR, ".draft-label").text
+        mode = turn.find_element(By.CSS_SELECTOR, ".mode").get_attribute("data-mode")
+        assert draft.strip(), "no draft was streamed"
+        assert label.startswith("Model draft (checked" if mode == "llm" else "Model draft (discarded"), label
+        seen = browser.execute_script("return window.__drafts")
+        assert len(seen) >= 1 and seen == sorted(seen), seen  # the draft grew as tokens arrived
+        assert turn.find_elements(By.CSS_SELECTOR, "ol.citations li")
+    finally:
+        browser.find_element(By.ID, "llm").click()
+
+
 def test_a_translation_is_shown_beside_a_foreign_quote(browser: Any, web_server: Any) -> None:
     """A citation's optional ``translation`` is rendered beside its quote (and in the viewer)."""
     from selenium.webdriver.common.by import By
@@ -209,6 +239,19 @@ def test_upload_a_note_then_ask_about_it_and_see_it_cited(browser: Any, web_serv
     titles = [b.text for b in turn.find_elements(By.CSS_SELECTOR, "ol.citations button.cite-open")]
     assert any("Plumbus interview notes" in t for t in titles), titles
     assert "portfolio" in turn.find_element(By.CSS_SELECTOR, ".answer-text").text
+    # and remove it again from the documents page (a confirmation first; the file stays)
+    open_page(browser, web_server.url + "documents")
+    row = wait_for(
+        lambda: [r for r in browser.find_elements(By.CSS_SELECTOR, "#documents tbody tr") if "Plumbus" in r.text],
+        30,
+        "the row",
+    )[0]
+    saved = Path(row.get_attribute("data-source"))
+    row.find_element(By.CSS_SELECTOR, "button.remove").click()
+    browser.switch_to.alert.accept()
+    wait_for(lambda: "Removed" in browser.find_element(By.ID, "status").text, 30, "the removal")
+    assert "Plumbus" not in browser.find_element(By.ID, "documents").text
+    assert saved.is_file()
 
 
 def test_a_bad_upload_shows_the_clis_message(browser: Any, web_server: Any, tmp_path: Path) -> None:

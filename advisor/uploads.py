@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from advisor.errors import DocumentError, InputError
 from advisor.ingest import MAX_BYTES, TEXT_SUFFIXES, _Found, read_document, stored_documents
 from advisor.safety import decode_text
+from advisor.webguard import UploadTooLarge
 
 if TYPE_CHECKING:
     from advisor.api import Advisor
@@ -33,10 +34,6 @@ __all__ = ["DEFAULT_MAX_UPLOAD", "UploadTooLarge", "add_upload", "check_upload_n
 DEFAULT_MAX_UPLOAD = 10 * 2**20  # bytes; `advisor serve --max-upload-mb` changes it
 UPLOAD_SUFFIXES = frozenset({".txt", ".md", ".rst"}) | TEXT_SUFFIXES
 _NAME_OK = re.compile(r"[^\w .()+,-]+", re.UNICODE)
-
-
-class UploadTooLarge(DocumentError):
-    """An upload over the size limit (HTTP 413)."""
 
 
 def too_large(name: str, limit: int) -> UploadTooLarge:

@@ -25,9 +25,9 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from advisor.errors import InputError
+from advisor.errors import DocumentError, InputError
 
-__all__ = ["CSP", "Guard", "check_bind", "host_name", "is_loopback"]
+__all__ = ["CSP", "Guard", "UploadTooLarge", "check_bind", "host_name", "is_loopback"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -42,6 +42,10 @@ CSP = (
 COOKIE = "advisor_token"
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class UploadTooLarge(DocumentError):
+    """An upload over the size limit (HTTP 413)."""
 
 
 def host_name(value: str) -> str:
@@ -115,6 +119,16 @@ class Guard:
                 message["headers"] = [*message.get("headers", []), *_security_headers()]
             await send(message)
 
+        if "content-length" not in headers and scope.get("method") not in _SAFE_METHODS:
+            # a body without Content-Length (chunked) is read here, counted, and handed on whole
+            body = await _read_limited(receive, self.max_body)
+            if body is None:
+                await _respond(
+                    send, 413, f"the request body is larger than {_size(self.max_body)}; split the file first"
+                )
+                return
+            receive = _replay(body, receive)
+
         await self.app(scope, receive, send_with_headers)
 
     def _refusal(self, scope: Scope, headers: dict[str, str], check_token: bool) -> tuple[int, str] | None:
@@ -129,8 +143,7 @@ class Guard:
             return 403, "requests that change something must come from the advisor's own pages"
         length = headers.get("content-length", "0")
         if not length.isdigit() or int(length) > self.max_body:
-            size = f"{self.max_body / 2**20:g} MiB"
-            return 413, f"the request body is larger than {size}; split the file first"
+            return 413, f"the request body is larger than {_size(self.max_body)}; split the file first"
         if self.token and check_token:
             presented = _presented_token(headers)
             if presented is None or not hmac.compare_digest(presented.encode(), self.token.encode()):
@@ -154,6 +167,42 @@ class Guard:
             }
         )
         await send({"type": "http.response.body", "body": b""})
+
+
+async def _read_limited(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, or None as soon as it passes ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """``body`` as one message, then the connection's own messages (its disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+def _size(limit: int) -> str:
+    return f"{limit / 2**20:g} MiB" if limit >= 2**20 else f"{limit / 2**10:g} KiB"
 
 
 def _presented_token(headers: dict[str, str]) -> str | None:

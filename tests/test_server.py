@@ -449,3 +449,26 @@ def test_advisor_serve_starts_answers_and_stops_on_ctrl_c(tmp_path: Path, offlin
     assert proc.returncode == 0, err
     assert err.rstrip().endswith("advisor: stopped")
     assert "Traceback" not in err + out and "NETWORK BLOCKED" not in err
+
+
+def test_a_chunked_body_without_length_is_limited_too(client: Any) -> None:
+    """Without Content-Length the body is counted as it arrives, and refused past the limit."""
+    before = client.get("/api/documents").json()
+
+    def pieces(total: int) -> Iterator[bytes]:
+        for _ in range(total // 65536 + 1):
+            yield b"a" * 65536
+
+    up = client.post("/api/documents", params={"name": "chunked.md"}, content=pieces(WEB_MAX_UPLOAD))
+    assert up.status_code == 413 and up.json()["error"] == "chunked.md is larger than 256 KiB; split it first"
+    ask = client.post("/api/ask", content=pieces(WEB_MAX_UPLOAD + 2**20), headers={"content-type": "application/json"})
+    assert ask.status_code == 413 and "larger than" in ask.json()["error"]
+    assert client.get("/api/documents").json() == before
+
+
+def test_a_chunked_ask_still_streams(client: Any) -> None:
+    body = json.dumps({"question": QUESTION, "llm": False}).encode()
+    got = client.post(
+        "/api/ask/stream", content=iter([body[:10], body[10:]]), headers={"content-type": "application/json"}
+    )
+    assert [name for name, _ in sse_events(got.text)] == ["answer"]

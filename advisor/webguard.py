@@ -8,7 +8,8 @@
     ``[::1]``), the bound host or an ``--allow-host`` name, so a page whose
     DNS name is rebound to 127.0.0.1 is refused;
   - a request that changes something and carries an ``Origin`` must come
-    from one of those hosts (another site's page cannot post to the app);
+    from the app's own origin (another site's page, even one on another
+    local port, cannot post to the app);
   - with a token, every request presents it as ``Authorization: Bearer``
     or the ``advisor_token`` cookie, which ``/?token=...`` sets once;
   - bodies larger than the limit are refused by their ``Content-Length``;
@@ -138,7 +139,8 @@ class Guard:
                 "(the Host header named another; a page may be trying DNS rebinding)"
             )
         origin = headers.get("origin")
-        foreign = origin is not None and (origin == "null" or host_name(urlsplit(origin).netloc) not in self.hosts)
+        # same origin only: the Origin's host and port are the Host header's (another local port is another site)
+        foreign = origin is not None and urlsplit(origin).netloc.lower() != headers.get("host", "").strip().lower()
         if scope.get("method") not in _SAFE_METHODS and foreign:
             return 403, "requests that change something must come from the advisor's own pages"
         length = headers.get("content-length", "0")

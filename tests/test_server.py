@@ -227,7 +227,13 @@ def test_a_post_from_another_site_is_refused(client: Any) -> None:
         "DELETE", "/api/documents", params={"source": "good-word-timing"}, headers={"Origin": "http://evil.example"}
     )
     assert got.status_code == 403
+    port = client.base_url.port
+    for origin in ("http://localhost:1", f"http://evil.example:{port}", "null"):
+        refused = client.post("/api/documents", params={"name": "x.md"}, content=b"x", headers={"Origin": origin})
+        assert refused.status_code == 403, origin
     assert "good-word-timing" in {d["source"] for d in client.get("/api/documents").json()}
+    same = client.post("/api/retrieve", json={"question": QUESTION}, headers={"Origin": f"http://127.0.0.1:{port}"})
+    assert same.status_code == 200
 
 
 def test_a_public_bind_without_a_token_refuses_to_start(tmp_path: Path, offline_sitecustomize: Path) -> None:

@@ -244,14 +244,16 @@ def create_app(
         return llm if requested is None else requested
 
     # -- pages and their assets --------------------------------------------------
-    for route, page in PAGES.items():
-
-        def page_handler(page: str = page) -> FileResponse:
+    def page_handler(page: str) -> Callable[[], FileResponse]:
+        def handler() -> FileResponse:  # no parameters: nothing from the request chooses the file
             return FileResponse(
                 WEB / page, media_type="text/html; charset=utf-8", headers={"cache-control": "no-store"}
             )
 
-        api.add_api_route(route, page_handler, methods=["GET"], include_in_schema=False)
+        return handler
+
+    for route, page in PAGES.items():
+        api.add_api_route(route, page_handler(page), methods=["GET"], include_in_schema=False)
 
     @api.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> Response:

@@ -283,6 +283,10 @@ def test_documents_are_served_by_stored_id_only(client: Any, web_advisor: Any) -
         got = client.get("/api/document", params={"source": source})
         assert got.status_code == 404, source
         assert "secret plans" not in got.text and "root:" not in got.text
+    for path, query in (("/", "page=../server.py"), ("/documents", "page=/etc/passwd"), ("/", "name=../server.py")):
+        got = client.get(f"{path}?{query}")
+        assert got.status_code == 200 and "Your question" in got.text or "Documents" in got.text, path
+        assert "import" not in got.text and "root:" not in got.text
     for path in ("/static/../../etc/passwd", "/static/..%2F..%2Fserver.py", "/static/server.py"):
         got = client.get(path)
         assert got.status_code == 404 and "import" not in got.text, path

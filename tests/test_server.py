@@ -285,7 +285,7 @@ def test_documents_are_served_by_stored_id_only(client: Any, web_advisor: Any) -
         assert "secret plans" not in got.text and "root:" not in got.text
     for path, query in (("/", "page=../server.py"), ("/documents", "page=/etc/passwd"), ("/", "name=../server.py")):
         got = client.get(f"{path}?{query}")
-        assert got.status_code == 200 and "Your question" in got.text or "Documents" in got.text, path
+        assert got.status_code == 200 and got.text.startswith("<!doctype html>"), path
         assert "import" not in got.text and "root:" not in got.text
     for path in ("/static/../../etc/passwd", "/static/..%2F..%2Fserver.py", "/static/server.py"):
         got = client.get(path)

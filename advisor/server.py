@@ -31,6 +31,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from advisor import __version__
 from advisor.errors import (
@@ -222,6 +223,14 @@ def create_app(
     @api.exception_handler(AdvisorError)
     async def advisor_error(request: Request, exc: AdvisorError) -> JSONResponse:
         return _error(exc)
+
+    @api.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            msg = f"no such page or endpoint: {request.url.path}; the API is listed at /api/openapi.json"
+        else:
+            msg = f"{exc.detail} ({request.method} {request.url.path}); the API is listed at /api/openapi.json"
+        return JSONResponse({"error": msg}, status_code=exc.status_code, headers=exc.headers)
 
     @api.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:

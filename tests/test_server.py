@@ -290,6 +290,7 @@ def test_documents_are_served_by_stored_id_only(client: Any, web_advisor: Any) -
     for path in ("/static/../../etc/passwd", "/static/..%2F..%2Fserver.py", "/static/server.py"):
         got = client.get(path)
         assert got.status_code == 404 and "import" not in got.text, path
+        assert "error" in got.json(), path
     removing = client.request("DELETE", "/api/documents", params={"source": str(web_advisor.settings.home)})
     assert removing.status_code == 404  # a folder is not an id: nothing under it is removed
     ok = client.get("/api/document", params={"source": "good-word-timing"})

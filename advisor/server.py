@@ -30,7 +30,6 @@ import uvicorn
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from advisor import __version__
@@ -44,9 +43,9 @@ from advisor.errors import (
     StoreError,
     StoreLockedError,
 )
-from advisor.settings import MAX_K
 from advisor.uploads import DEFAULT_MAX_UPLOAD, UploadTooLarge, add_upload, document_view, too_large
 from advisor.webguard import Guard, check_bind
+from advisor.webschema import ERRORS, AnswerOut, AskRequest, RetrieveRequest, SourceRequest
 
 if TYPE_CHECKING:
     from advisor.api import Advisor
@@ -86,80 +85,6 @@ def _status(exc: AdvisorError) -> int:
 
 def _error(exc: AdvisorError) -> JSONResponse:
     return JSONResponse({"error": str(exc), "exit_code": exc.exit_code}, status_code=_status(exc))
-
-
-# -- request and response shapes (for validation and the OpenAPI schema) -----------------
-
-
-class AskRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    question: str = Field(description="the question, in English, Spanish or German", max_length=20_000)
-    k: int | None = Field(None, ge=1, le=MAX_K, description="passages to retrieve (default: the k setting)")
-    llm: bool | None = Field(None, description="false: extractive answer, no model (default: the server's)")
-    history: list[str] = Field(default_factory=list, max_length=100, description="earlier questions, oldest first")
-    timeout: float | None = Field(None, gt=0, le=3600, description="seconds before generation is cut off")
-
-
-class RetrieveRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    question: str = Field(max_length=20_000)
-    k: int | None = Field(None, ge=1, le=MAX_K)
-
-
-class SourceRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    source: str = Field(description="a stored source id, as /api/documents lists it")
-
-
-class Sentence(BaseModel):
-    text: str
-    start: int
-    end: int
-
-
-class Citation(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    marker: int
-    source: str
-    title: str
-    lang: str
-    start: int = Field(description="document character offset where the passage starts")
-    end: int
-    text: str
-    score: float | None
-    path: str
-    chunk_id: str
-    chunk: int
-    signals: dict[str, float | None]
-    flagged: bool
-    part: str
-    supporting_sentence: Sentence | None
-    translation: str | None = Field(None, description="a checked translation of the quote, when there is one")
-
-
-class AnswerOut(BaseModel):
-    """The JSON of ``advisor ask --json``."""
-
-    model_config = ConfigDict(extra="allow")
-    question: str
-    answer: str
-    mode: str = Field(description="llm, extractive or abstain")
-    abstained: bool
-    lang: str
-    citations: list[Citation]
-    retrieved: list[dict[str, Any]]
-    timings: dict[str, float | None]
-    notes: list[str]
-
-
-class ErrorOut(BaseModel):
-    error: str
-    exit_code: int | None = None
-
-
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut} for code in (400, 401, 404, 409, 413, 421, 500, 502, 503)
-}
 
 
 # -- the worker: Advisor calls one at a time -----------------------------------------

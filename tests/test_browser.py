@@ -158,10 +158,20 @@ def test_ask_shows_the_answer_mode_and_citations_and_opens_a_citation(browser: A
     # Escape closes the viewer and returns to the citation
     browser.switch_to.active_element.send_keys(Keys.ESCAPE)
     wait_for(lambda: not viewer.is_displayed(), 10, "the viewer to close")
-    # a follow-up on the same page carries the conversation
+    # a follow-up on the same page carries the conversation (earlier questions as history)
+    browser.execute_script(
+        """window.__bodies = [];
+        const original = window.fetch;
+        window.fetch = (url, options) => {
+          if (options && options.body) window.__bodies.push(JSON.parse(options.body));
+          return original(url, options);
+        };"""
+    )
     follow = ask(browser, "And what should I say in the message?")
     assert len(browser.find_elements(By.CSS_SELECTOR, "article.turn")) == 2
     assert follow.find_elements(By.CSS_SELECTOR, "ol.citations li")
+    sent = browser.execute_script("return window.__bodies")
+    assert sent[-1]["history"] == [QUESTION] and sent[-1]["question"] == "And what should I say in the message?"
 
 
 def test_a_model_written_answer_streams_its_draft_before_the_checked_answer(browser: Any, web_server: Any) -> None:

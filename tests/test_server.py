@@ -77,6 +77,14 @@ def test_ask_json_is_the_python_apis_answer_to_dict(client: Any, web_advisor: An
     assert first["supporting_sentence"]["text"] in first["text"]
 
 
+def test_ask_with_history_is_the_python_apis_follow_up(client: Any, web_advisor: Any) -> None:
+    follow = "And what should I say in the message?"
+    got = client.post("/api/ask", json={"question": follow, "history": [QUESTION], "llm": False})
+    assert got.status_code == 200, got.text
+    expected = web_advisor.ask(follow, llm=False, history=[QUESTION]).to_dict()
+    assert comparable(got.json()) == comparable(json.loads(json.dumps(expected)))
+
+
 def test_ask_stream_sends_the_answer_as_server_sent_events(client: Any, web_advisor: Any) -> None:
     with client.stream("POST", "/api/ask/stream", json={"question": QUESTION, "llm": False}) as response:
         assert response.status_code == 200

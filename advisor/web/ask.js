@@ -4,7 +4,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const history = [];        // earlier questions of this conversation, oldest first
+const asked = [];          // earlier questions of this conversation, oldest first
 const docs = new Map();    // source id -> the document as /api/document returned it
 let lastOpener = null;     // the button that opened the viewer (focus returns to it)
 
@@ -136,7 +136,7 @@ async function ask(question) {
     const response = await fetch("/api/ask/stream", {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ question, history: history.slice(), llm }),
+      body: JSON.stringify({ question, history: asked.slice(), llm }),
     });
     if (!response.ok) throw new Error(await errorText(response));
     let answered = false;
@@ -155,7 +155,7 @@ async function ask(question) {
       }
     }
     if (!answered) throw new Error("the answer did not arrive (the connection closed early)");
-    history.push(question);
+    asked.push(question);
   } catch (err) {
     const status = turn.querySelector(".status");
     status.textContent = `Error: ${err.message}`;
@@ -262,7 +262,7 @@ document.addEventListener("DOMContentLoaded", async () => {
     }
   });
   $("new-chat").addEventListener("click", () => {
-    history.length = 0;
+    asked.length = 0;
     $("conversation").replaceChildren();
     box.focus();
   });

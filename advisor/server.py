@@ -20,7 +20,7 @@ import math
 import socket
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,8 +178,8 @@ def create_app(
         return llm if requested is None else requested
 
     # -- pages and their assets --------------------------------------------------
-    def page_handler(page: str) -> Callable[[], FileResponse]:
-        def handler() -> FileResponse:  # no parameters: nothing from the request chooses the file
+    def page_handler(page: str) -> Callable[[], Awaitable[FileResponse]]:
+        async def handler() -> FileResponse:  # no parameters: nothing from the request chooses the file
             return FileResponse(
                 WEB / page, media_type="text/html; charset=utf-8", headers={"cache-control": "no-store"}
             )
@@ -190,14 +190,14 @@ def create_app(
         api.add_api_route(route, page_handler(page), methods=["GET"], include_in_schema=False)
 
     @api.get("/static/{name}", include_in_schema=False)
-    def static(name: str) -> Response:
+    async def static(name: str) -> Response:
         if name not in STATIC:  # a fixed list: nothing else on disk is reachable
             return JSONResponse({"error": f"no such file: {name}"}, status_code=404)
         return FileResponse(WEB / name, media_type=f"{STATIC[name]}; charset=utf-8")
 
     # -- the API -------------------------------------------------------------------
     @api.get("/api/info", summary="Version and whether model-written answers are on")
-    def info() -> dict[str, Any]:
+    async def info() -> dict[str, Any]:
         return {"version": __version__, "llm": llm, "max_upload": max_upload}
 
     @api.post(

@@ -136,7 +136,8 @@ class Guard:
         if host_name(headers.get("host", "")) not in self.hosts:
             return 421, (
                 "this server answers only requests addressed to localhost, 127.0.0.1 or its own address "
-                "(the Host header named another; a page may be trying DNS rebinding)"
+                "(the Host header named another; a page may be trying DNS rebinding); to accept that name, "
+                "start it with --allow-host NAME"
             )
         origin = headers.get("origin")
         # same origin only: the Origin's host and port are the Host header's (another local port is another site)

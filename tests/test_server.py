@@ -491,3 +491,46 @@ def test_a_chunked_ask_still_streams(client: Any) -> None:
         "/api/ask/stream", content=iter([body[:10], body[10:]]), headers={"content-type": "application/json"}
     )
     assert [name for name, _ in sse_events(got.text)] == ["answer"]
+
+
+def test_requests_reach_the_advisor_one_at_a_time(
+    client: Any, web_advisor: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Concurrent asks and retrievals queue for the one worker: never two advisor calls at once."""
+    import threading
+
+    import httpx
+
+    lock = threading.Lock()
+    state = {"now": 0, "most": 0, "calls": 0}
+
+    def counted(original: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                state["now"] += 1
+                state["calls"] += 1
+                state["most"] = max(state["most"], state["now"])
+            try:
+                time.sleep(0.05)  # widen the window in which a second call could overlap
+                return original(*args, **kwargs)
+            finally:
+                with lock:
+                    state["now"] -= 1
+
+        return call
+
+    monkeypatch.setattr(web_advisor, "ask", counted(web_advisor.ask))
+    monkeypatch.setattr(web_advisor, "retrieve", counted(web_advisor.retrieve))
+    url = client.base_url
+
+    def one(i: int) -> int:
+        with httpx.Client(base_url=url, timeout=120) as c:
+            body = {"question": QUESTIONS[i % len(QUESTIONS)]}
+            if i % 2:
+                return c.post("/api/retrieve", json=body).status_code
+            return c.post("/api/ask", json={**body, "llm": False}).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        codes = list(pool.map(one, range(8)))
+    assert codes == [200] * 8
+    assert state["calls"] == 8 and state["most"] == 1, state

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -444,15 +445,19 @@ def test_advisor_serve_starts_answers_and_stops_on_ctrl_c(tmp_path: Path, offlin
         text=True,
     )
     try:
+        import select
+
+        assert proc.stderr is not None
+        fd = proc.stderr.fileno()
         deadline = time.monotonic() + 180
-        lines: list[str] = []
-        while time.monotonic() < deadline and proc.poll() is None:
-            line = proc.stderr.readline() if proc.stderr else ""
-            lines.append(line)
-            if "serving on" in line:
-                break
-        url = lines[-1].split("serving on ", 1)[1].split()[0]
-        assert url.startswith("http://127.0.0.1:"), lines
+        seen = b""
+        while not re.search(rb"serving on \S+", seen) and time.monotonic() < deadline and proc.poll() is None:
+            if select.select([fd], [], [], 1.0)[0]:  # bounded: never blocks past the deadline
+                seen += os.read(fd, 4096)
+        found = re.search(rb"serving on (\S+)", seen)
+        assert found, seen.decode(errors="replace")
+        url = found.group(1).decode()
+        assert url.startswith("http://127.0.0.1:"), seen
         with httpx.Client(base_url=url, timeout=120) as c:
             assert c.get("/api/info").json()["llm"] is False
             assert "Your question" in c.get("/").text
@@ -467,7 +472,8 @@ def test_advisor_serve_starts_answers_and_stops_on_ctrl_c(tmp_path: Path, offlin
             proc.communicate()
     assert proc.returncode == 0, err
     assert err.rstrip().endswith("advisor: stopped")
-    assert "Traceback" not in err + out and "NETWORK BLOCKED" not in err
+    everything = seen.decode(errors="replace") + err + out
+    assert "Traceback" not in everything and "NETWORK BLOCKED" not in everything
 
 
 def test_a_chunked_body_without_length_is_limited_too(client: Any) -> None:

@@ -275,9 +275,7 @@ def sources(
         _print_json([d.to_dict() for d in docs])
         return
     if not docs:
-        _echo(
-            f"no documents in {adv.settings.home}; advisor ingest adds the bundled corpus or your files", err=True
-        )
+        _echo(f"no documents in {adv.settings.home}; advisor ingest adds the bundled corpus or your files", err=True)
         return
     width = max(len(d.source) for d in docs)
     for d in docs:
@@ -559,6 +557,68 @@ def evaluate(
         raise typer.Exit(1)
 
 
+@app.command()
+@_handle_errors
+def serve(
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on; anything but loopback needs --token.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on (0: any free port).", min=0, max=65535)] = 8765,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="ADVISOR_TOKEN",
+            help="Require this token (Bearer header, or open /?token=... once) [env: ADVISOR_TOKEN].",
+            show_default=False,
+            show_envvar=False,
+        ),
+    ] = None,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-host",
+            help="Another Host name to accept (repeatable), e.g. for --host 0.0.0.0.",
+            show_default=False,
+        ),
+    ] = None,
+    max_upload_mb: Annotated[
+        float, typer.Option("--max-upload-mb", help="Largest document upload, in MiB.", min=0.001, max=64)
+    ] = 10.0,
+    no_llm: NoLlmOpt = False,
+    model: ModelOpt = None,
+    llm_url: LlmUrlOpt = None,
+    rerank: RerankOpt = None,
+    gloss: GlossOpt = None,
+    home: HomeOpt = None,
+    embedder: EmbedderOpt = None,
+    chroma_url: ChromaOpt = None,
+) -> None:
+    """Serve the ask page, the documents page and an HTTP JSON API (see the README) on this machine."""
+    try:
+        from advisor.server import serve as run_server
+    except ImportError as exc:
+        raise InputError(f"advisor serve needs fastapi and uvicorn ({exc}); pip install fastapi uvicorn") from None
+    from advisor.webguard import check_bind
+
+    check_bind(host, token)  # before any model loads
+    adv = _advisor(
+        home=home, embedder=embedder, chroma_url=chroma_url, model=model, llm_url=llm_url, reranker=rerank, gloss=gloss
+    )
+    _echo("loading models…", err=True)
+    run_server(
+        adv,
+        host,
+        port,
+        llm=not no_llm,
+        token=token,
+        allow_hosts=tuple(allow_host or ()),
+        max_upload=int(max_upload_mb * 2**20),
+        announce=lambda url: _echo(f"advisor: serving on {url} (Ctrl-C stops)", err=True),
+    )
+    _echo("advisor: stopped", err=True)
+
+
 @app.command(name="settings")
 @_handle_errors
 def show_settings(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
@@ -596,9 +656,7 @@ def models_list(as_json: JsonOpt = False, home: HomeOpt = None) -> None:
     for row in rows:
         state = "installed" if row["installed"] else "not installed"
         mark = "*" if row.get("active") else " "
-        _echo(
-            f"{mark} {row['name']:<28} {state:<14} {row.get('size', '')}  {row.get('path') or row.get('repo', '')}"
-        )
+        _echo(f"{mark} {row['name']:<28} {state:<14} {row.get('size', '')}  {row.get('path') or row.get('repo', '')}")
 
 
 @models_app.command("pull")

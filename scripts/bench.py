@@ -66,6 +66,13 @@ formats
     and then an unchanged re-ingest (``time.perf_counter``). Reported: median
     re-ingest / first ingest for converted files (target <= 0.1, as for text)
     and for text files, and the median per-pair ratio of the two.
+serve
+    Extractive answers (``llm=False``) through ``advisor serve``'s ``POST /api/ask``
+    (uvicorn on a loopback port, one kept-alive HTTP connection, the JSON parsed)
+    against ``Advisor.ask`` on the same advisor, in pairs with alternating order
+    (A B, B A, ...), the answer cache and query-embedding cache emptied before every
+    call; the same answer text is checked. Reported: median of per-pair wall-time
+    ratios HTTP / Python API (target <= 1.05) and both medians.
 rss
     Peak resident memory (``ru_maxrss`` of ``RUSAGE_CHILDREN``, KiB on Linux) of
     ``advisor ingest``, ``advisor ask --no-llm`` and ``advisor ask`` (with the model),
@@ -109,7 +116,7 @@ from advisor.wordmatch import content_words
 
 REPO = Path(__file__).resolve().parent.parent
 SCENARIOS = REPO / "tests" / "scenarios" / "shipped.yaml"
-SECTIONS = ("startup", "retrieval", "synthetic", "generation", "answer", "ingest", "formats", "rss")
+SECTIONS = ("startup", "retrieval", "synthetic", "generation", "answer", "ingest", "formats", "serve", "rss")
 
 # Peak-RSS wrapper: runs exactly one command, waits for it, reports its peak RSS.
 RSS_WRAPPER = (
@@ -137,6 +144,7 @@ class Plan:
     ingest_pairs: int = 9
     formats_replicas: int = 2
     formats_pairs: int = 5
+    serve_pairs: int = 40
     rss_runs: int = 1
 
 
@@ -152,6 +160,7 @@ QUICK = Plan(
     ingest_pairs=3,
     formats_replicas=1,
     formats_pairs=2,
+    serve_pairs=12,
     rss_runs=1,
 )
 
@@ -954,6 +963,84 @@ def bench_formats(ctx: Context, res: Results) -> None:
 
 
 # -- 7. peak RSS ---------------------------------------------------------------
+# -- 7. serving overhead --------------------------------------------------------
+
+
+def bench_serve(ctx: Context, res: Results) -> None:
+    import http.client
+    from urllib.parse import urlsplit
+
+    from advisor.server import start_in_thread
+
+    adv = ctx.shipped()
+    srv = start_in_thread(adv, llm=False)
+    url = urlsplit(srv.url)
+    conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port or 80, timeout=120)
+
+    def via_http(question: str) -> tuple[str, float]:
+        body = json.dumps({"question": question, "llm": False})
+        conn.request("POST", "/api/ask", body, {"content-type": "application/json"})
+        reply = conn.getresponse()
+        data = json.loads(reply.read())
+        if reply.status != 200:
+            raise RuntimeError(f"/api/ask answered {reply.status}: {data}")
+        return str(data["answer"]), float(data["timings"]["total_ms"])
+
+    def via_api(question: str) -> tuple[str, float]:
+        answer = adv.ask(question, llm=False)
+        return answer.text, answer.timings["total_ms"]
+
+    calls: dict[str, Callable[[str], tuple[str, float]]] = {"api": via_api, "http": via_http}
+    chosen = [s.question for s in spread([x for x in ctx.scenarios if x.in_scope], 12)]
+    try:
+        for q in chosen[:3]:  # warm-up: both paths, code and caches
+            via_api(q)
+            via_http(q)
+        pairs: list[dict[str, float]] = []
+        for n in range(ctx.plan.serve_pairs):
+            question = chosen[n % len(chosen)]
+            order = ["api", "http"] if n % 2 == 0 else ["http", "api"]
+            row: dict[str, float] = {}
+            texts: dict[str, str] = {}
+            for name in order:
+                adv._answers.clear()  # every call answers afresh (no answer cache)
+                fresh_queries(adv.embedder)
+                t0, c0 = time.perf_counter(), time.process_time()  # CPU of every thread: server, worker, client
+                texts[name], inside = calls[name](question)
+                row[name] = (time.perf_counter() - t0) * 1000
+                row[f"{name}_cpu"] = (time.process_time() - c0) * 1000
+                row[f"{name}_outside"] = row[name] - inside  # wall time outside search + answer
+            if texts["api"] != texts["http"]:
+                raise RuntimeError(f"/api/ask and Advisor.ask answered {question!r} differently")
+            pairs.append(row)
+    finally:
+        conn.close()
+        srv.stop()
+    api_p50 = median([p["api"] for p in pairs])
+    added = median([p["http_outside"] for p in pairs]) - median([p["api_outside"] for p in pairs])
+    out = {
+        "pairs": len(pairs),
+        "api_ms": summary([p["api"] for p in pairs]),
+        "http_ms": summary([p["http"] for p in pairs]),
+        "ratio_median": median([p["http"] / p["api"] for p in pairs]),
+        "cpu_ratio_median": median([p["http_cpu"] / p["api_cpu"] for p in pairs]),
+        "added_ms": added,  # serving's own time: outside-the-answer time, HTTP minus Python API
+        "added_share_of_api_p50": added / api_p50,
+        "rows": pairs,
+    }
+    res.sections["serve"] = out
+    ratio = out["ratio_median"]
+    res.target(
+        f"serve: /api/ask / Advisor.ask wall, extractive ({len(pairs)} pairs)", ratio, "<= 1.05", ratio <= 1.05, "x"
+    )
+    res.note(
+        "serve: answer median Advisor.ask / POST /api/ask; CPU-time ratio; time serving adds (share)",
+        f"{api_p50:.0f} ms / {out['http_ms']['p50']:.0f} ms; {out['cpu_ratio_median']:.3f}x; "
+        f"{added:.1f} ms ({100 * out['added_share_of_api_p50']:.1f}%)",
+    )
+
+
+# -- 8. peak RSS ---------------------------------------------------------------
 
 
 def peak_rss(command: Sequence[str], env: dict[str, str]) -> dict[str, Any]:
@@ -1005,6 +1092,7 @@ RUNNERS: dict[str, Callable[[Context, Results], None]] = {
     "answer": bench_answer,
     "ingest": bench_ingest,
     "formats": bench_formats,
+    "serve": bench_serve,
     "rss": bench_rss,
 }
 

@@ -371,3 +371,31 @@ def run_advisor(
         assert "Traceback" not in stream, stream
         assert "NETWORK BLOCKED" not in stream, stream
     return proc
+
+
+# ----------------------------------------------------------------------------
+# advisor serve: one real advisor behind one server, shared by the web tests
+# ----------------------------------------------------------------------------
+
+WEB_MAX_UPLOAD = 256 * 1024  # small, so the size limit is cheap to test
+
+
+@pytest.fixture(scope="session")
+def web_advisor(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path) -> Iterator[Any]:
+    """A real advisor (USE, Chroma, bundled corpus) of its own: the web tests add and remove documents."""
+    from advisor.api import Advisor
+
+    adv = Advisor(home=tmp_path_factory.mktemp("web-home"), n_threads=1)
+    adv.ingest([corpus_dir])
+    yield adv
+    adv.close()
+
+
+@pytest.fixture(scope="session")
+def web_server(web_advisor: Any) -> Iterator[Any]:
+    """``advisor serve`` on a thread, on a free loopback port (``.url``); model-written answers allowed."""
+    from advisor.server import start_in_thread
+
+    srv = start_in_thread(web_advisor, max_upload=WEB_MAX_UPLOAD)
+    yield srv
+    srv.stop()

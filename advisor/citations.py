@@ -7,8 +7,6 @@
   passage it names (cross-lingual embedding similarity) and removes citations
   that do not support it; sentences left without a supporting citation (and
   instruction-like sentences) are dropped, so every sentence shown is cited.
-* :func:`draft_gone_astray` tells, while a draft streams, when it can no longer
-  become a cited answer, so generation stops instead of running to its limit.
 """
 
 from __future__ import annotations
@@ -28,7 +26,6 @@ from advisor.types import Passage, Sentence
 __all__ = [
     "MARKER_RE",
     "Verified",
-    "draft_gone_astray",
     "evidence_sentences",
     "passage_sentences",
     "resolve_markers",
@@ -105,18 +102,12 @@ def unsafe_model_text(text: str, evidence: Sequence[str]) -> str:
     return ""
 
 
-UNCITED_SENTENCES = 3  # complete sentences without any marker after which a draft is stopped
-
 # A full stop that need not end a sentence: after a list number ("1."), a title or a common
 # abbreviation ("Dr.", "vs.", "etc."), or initials ("e.g.", "i.e.", "z.B.").
 _NOT_AN_END = re.compile(
     r"(?:^\s*(?:[-*+]\s*)?\d{1,3}|(?:^|[\s(])(?:[A-Z][a-z]{0,3}|[^\W\d_]|vs|etc|ca|cf|approx|incl|bzw|usw|vgl|ej"
     r"|[^\W\d_](?:\.[^\W\d_])+))\.$"
 )
-# a sentence ends in a full stop, "!", "?" or "…", perhaps with closing quotes or markers after it
-_ENDS_A_SENTENCE = re.compile(r"[.!?…][\"'”»’)\]]*(?:\s*\[\d+\])*$")
-
-
 def _joined(pieces: Sequence[str]) -> tuple[list[str], str]:
     """``pieces`` with each one split at an abbreviation or list number joined to the next.
 
@@ -131,36 +122,6 @@ def _joined(pieces: Sequence[str]) -> tuple[list[str], str]:
             out.append(carry)
             carry = ""
     return out, carry
-
-
-def _draft_sentences(text: str) -> list[str]:
-    """The complete sentences of a draft, pieces split at an abbreviation or list number joined."""
-    # the last piece is still being written; a piece left over is continued by it
-    return _joined([s.text for s in split_sentences(text)][:-1])[0]
-
-
-def draft_gone_astray(text: str) -> bool:
-    """Whether a draft, so far, has gone where no cited answer can come of it.
-
-    Three complete sentences and no citation marker yet: the prompt asks for one
-    after every sentence, and a sentence without one is dropped by :func:`verify`
-    (a draft without any is discarded whole); two are allowed for a chatty opening
-    ("Great question! Based on the sources, here is what to do."). Or a complete sentence that repeats
-    an earlier one: a small model caught in a loop adds nothing from there on.
-    The sentence still being written is not judged.
-    """
-    complete = _draft_sentences(text)
-    # a heading or a list's lead-in ("Here are the steps:") is not a sentence that owes a marker
-    sentences = [s for s in complete if _ENDS_A_SENTENCE.search(s)]
-    if len(sentences) >= UNCITED_SENTENCES and not any(MARKER_RE.search(s) for s in complete):
-        return True
-    seen: set[str] = set()
-    for sentence in complete:
-        key = " ".join(words(sentence.lower()))
-        if key and key in seen:
-            return True
-        seen.add(key)
-    return False
 
 
 def _injected_tokens(passages: Sequence[Passage]) -> set[str]:

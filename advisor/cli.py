@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
 __all__ = ["app", "main"]
 
-MAX_K = 50  # settings.MAX_K (settings is not imported here: pydantic would slow --help)
 
 app = typer.Typer(
     name="advisor",
@@ -441,11 +440,12 @@ def chat(
     chroma_url: ChromaOpt = None,
 ) -> None:
     """Ask questions one after another; models stay loaded and follow-ups use the conversation."""
-    if k is not None and not 1 <= k <= MAX_K:
-        raise InputError(f"-k must be between 1 and {MAX_K}, not {k}")
     adv = _advisor(
         home=home, embedder=embedder, chroma_url=chroma_url, model=model, llm_url=llm_url, reranker=rerank, gloss=gloss
     )
+    adv.check_question("?", k)  # a bad -k fails before anything loads
+    if not no_llm:
+        _prepare_model(adv)
     history: list[str] = []
     _echo("advisor chat: ask a question (an empty line or Ctrl-D ends the session)", err=True)
     while True:
@@ -530,6 +530,8 @@ def evaluate(
     adv = _advisor(
         home=home, embedder=embedder, chroma_url=chroma_url, model=model, k=k, llm_url=llm_url, reranker=rerank
     )
+    if not no_llm and not retrieval_only and concurrency == 1:  # (other values are checked by evaluate)
+        _prepare_model(adv)
     bar, update = _progress_bar("eval")
     with bar:
         report = adv.evaluate(

@@ -280,6 +280,7 @@ class ScenarioResult:
     mode: str = ""
     abstained: bool = False
     citations: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:

@@ -3,8 +3,7 @@
 :func:`select_evidence` picks them (a key point; when, if the question asks;
 how; a caveat from the key point's own document; more sentences up to three),
 :func:`extractive_answer` frames them as an answer in the question's language
-with a citation each, and :func:`excerpts` cuts passages to their best
-sentences. The model-written answer (:mod:`advisor.answering`) starts from the
+with a citation each. The model-written answer (:mod:`advisor.answering`) starts from the
 same selection, so both modes rest on the same evidence.
 """
 
@@ -12,14 +11,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from advisor.citations import MARKER_RE, evidence_sentences
 from advisor.embedders import Embedder
 from advisor.lang import words
 from advisor.types import Passage, Sentence
 
-__all__ = ["FRAME", "Pick", "excerpts", "extractive_answer", "select_evidence"]
+__all__ = ["FRAME", "Pick", "extractive_answer", "select_evidence"]
 
 FRAME = {
     "en": ("What the sources say about your question:", "Source"),
@@ -76,26 +75,6 @@ def _score_sentences(
         scored.append(Scored(float(sim) + rank_bonus - narrative, i, s))
     scored.sort(key=lambda t: -t.score)
     return scored
-
-
-def excerpts(question: str, passages: Sequence[Passage], embedder: Embedder, per_passage: int = 3) -> list[Passage]:
-    """Copies of ``passages`` cut to their sentences closest to the question (for prompting).
-
-    The prompt carries only the evidence-bearing sentences (prefill dominates
-    latency on a laptop); citations still point at the whole, verbatim passage.
-    """
-    scored = _score_sentences(question, passages, embedder, 0.0)
-    keep: dict[int, list[Sentence]] = {}
-    for item in scored:
-        i, sent = item.index, item.sentence
-        if len(keep.setdefault(i, [])) < per_passage:
-            keep[i].append(sent)
-    out = []
-    for i, p in enumerate(passages):
-        chosen = sorted(keep.get(i, []), key=lambda x: x.start)
-        text = " … ".join(x.text for x in chosen) if chosen else p.text
-        out.append(replace(p, text=text))
-    return out
 
 
 _LABELS = {

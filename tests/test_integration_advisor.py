@@ -73,7 +73,9 @@ def test_extractive_answer_quotes_the_sources_verbatim(real_advisor: Any) -> Non
     assert "good-word-timing" in sources(answer.citations)
 
 
-def test_llm_answer_with_the_bundled_model(real_advisor: Any) -> None:
+def test_an_answer_with_the_default_model_is_checked_and_translated(real_advisor: Any) -> None:
+    from advisor.lang import detect_language
+
     pieces: list[str] = []
     answer = real_advisor.ask(
         "My contact knows the hiring manager, when should I ask?", k=3, llm=True, on_token=pieces.append
@@ -84,31 +86,17 @@ def test_llm_answer_with_the_bundled_model(real_advisor: Any) -> None:
     assert len(answer.citations) >= 1
     assert_verbatim(answer.citations)
     assert_valid_markers(answer.text, len(answer.citations))
-    used = {int(n) for n in re.findall(r"\[(\d+)\]", answer.text)}
-    assert used == set(range(1, len(answer.citations) + 1))  # every citation is referenced
-    # whatever was shown passed the verifier again; the model's draft may have been worse
-    assert answer.timings["groundedness"] >= 0.9
-    assert 0.0 <= answer.timings["draft_groundedness"] <= 1.0
-    if answer.mode != "llm":
+    for p, q in zip(answer.citations, answer.quotes, strict=True):
+        assert q.text in p.text  # the quote is a sentence of the cited passage, verbatim
+    assert "good-word-timing" in sources(answer.citations)
+    # the Spanish quotes carry checked English translations (the model translates them)
+    shown = [t for t in answer.translations if t]
+    assert shown and all(detect_language(t) == "en" for t in shown), answer.translations
+    assert answer.timings["groundedness"] == 1.0
+    if answer.mode == "llm":
+        assert detect_language(answer.text) == "en"
+    else:
         assert any("extractive" in n for n in answer.notes)
-
-
-def test_the_bundled_model_stops_a_draft_that_goes_astray(real_advisor: Any) -> None:
-    from advisor.citations import draft_gone_astray
-
-    gen = real_advisor.generator
-    pieces: list[str] = []
-
-    def sink(piece: str) -> bool:
-        pieces.append(piece)
-        return not draft_gone_astray("".join(pieces))
-
-    messages = [{"role": "user", "content": "Write ten short sentences about job interviews, without citations."}]
-    result = gen.chat(messages, 160, on_token=sink)
-    assert result.finish == "abandoned"
-    assert draft_gone_astray(result.text)
-    assert not draft_gone_astray(result.text[: -len(pieces[-1])])  # stopped at the first piece that went astray
-    assert result.completion_tokens < 160
 
 
 def test_a_spanish_question_gets_a_spanish_frame(real_advisor: Any) -> None:

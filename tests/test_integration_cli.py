@@ -199,8 +199,8 @@ SCENARIOS = Path(__file__).parent / "scenarios" / "smoke.jsonl"
 @pytest.mark.parametrize(
     ("args", "code", "says"),
     [
-        (["ask", QUESTION, "--timeout", "0"], 2, "--timeout must be positive"),
-        (["chat", "-k", "0"], 2, "-k must be between 1 and 50"),
+        (["ask", QUESTION, "--timeout", "0"], 2, "the timeout must be a positive number of seconds"),
+        (["chat", "-k", "0"], 2, "k must be between 1 and 50"),
         (["eval", str(SCENARIOS), "--min", "source_hit@5"], 2, "--min takes METRIC=VALUE"),
         (["eval", str(SCENARIOS), "--filter", "no-such-tag"], 2, "no scenarios to run"),
         (["eval", str(SCENARIOS), "--concurrency", "2"], 2, "needs a model server (--llm-url)"),

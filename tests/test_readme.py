@@ -33,10 +33,10 @@ def test_both_commands_build_llama_cpp_portably_and_pin_torch_for_tests() -> Non
     assert "advisor ask" in install
 
 
-def test_the_readme_settings_table_lists_every_setting_and_nothing_else() -> None:
+def test_the_reference_settings_table_lists_every_setting_and_nothing_else() -> None:
     from advisor.settings import Settings
 
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    text = (ROOT / "docs" / "reference.md").read_text(encoding="utf-8")
     section = text[text.index("## Settings") :]
     section = section[: section.index("\n## ", 5)]
     names: set[str] = set()

@@ -165,7 +165,7 @@ def _direct_answer(
         return covered, ""
     t1 = time.perf_counter()
     numbers = sorted({int(n) for n in re.findall(r"\[(\d+)\]", sentence) if 1 <= int(n) <= len(shown)})
-    bare = MARKER_RE.sub("", sentence).strip()
+    bare = _without_verdict(MARKER_RE.sub("", sentence).strip())
     evidence = [(shown[n - 1], found.lang if translations[n - 1] else cites[n - 1].lang) for n in numbers]
     quoted = [q.text for q in quotes] + [t for t in translations if t]
     problem = unsafe_model_text(bare, quoted) or _check_sentence(gen, bare, found.lang, evidence, opts)
@@ -179,14 +179,32 @@ def _direct_answer(
     return covered, f"{bare} " + "".join(f"[{n}]" for n in numbers)
 
 
+# "Yes," / "No," before an answer: a verdict on the question that no check can hold against the
+# evidence (the evidence answers the situation, not the asker's yes/no); it is dropped, and the
+# rest of the sentence is checked.
+_VERDICT = re.compile(r"^(?:yes|no|sí|si|ja|nein|nope|yeah)\s*[,.;:!—–-]\s*", re.IGNORECASE)
+CLOSE_TO_EVIDENCE = 0.7  # cosine the answer sentence must reach with the evidence it cites, in its language
+
+
+def _without_verdict(sentence: str) -> str:
+    rest = _VERDICT.sub("", sentence, count=1)
+    return rest[:1].upper() + rest[1:] if rest != sentence else sentence
+
+
 def _check_sentence(
     gen: Generator, sentence: str, lang: str, evidence: Sequence[tuple[str, str]], opts: AnswerOptions
 ) -> str:
     """Why ``sentence`` may not be shown as resting on ``evidence`` (text, language), or ""."""
     if not evidence:
         return "it cites no evidence"
+    if any(source_lang != lang for _, source_lang in evidence):
+        return "it rests on a quote that has no checked translation into the question's language"
     source = " ".join(text for text, _ in evidence)
     source_lang = evidence[0][1]
+    vectors = opts.embedder.embed_documents([sentence, source])
+    closeness = float(vectors[0] @ vectors[1])
+    if closeness < CLOSE_TO_EVIDENCE:  # the model composed rather than rendered what it cites
+        return f"it says more or other than the evidence it cites (similarity {closeness:.2f})"
     verdict = check_claim(gen, source, source_lang, sentence, lang, opts.judge_threshold)
     if not verdict.ok:
         return "; ".join(verdict.reasons)

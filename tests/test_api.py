@@ -657,7 +657,7 @@ def test_a_direct_answer_that_passes_every_check_is_shown(tmp_home: Path, two_to
     [
         (answering(f"Never {ANSWER[0].lower()}{ANSWER[1:]}"), 1.0, "negation differs"),  # a reversal
         (answering(ANSWER), 0.1, "the model's check found a difference"),  # the model's own check says no
-        (answering("Plant tomatoes in spring and water them twice weekly"), 1.0, "does not support"),
+        (answering("Plant tomatoes in spring and water them twice weekly"), 1.0, "says more or other"),
         (answering(covered="no"), 1.0, "does not answer the question"),
         ("Sure! Here is my answer.", 1.0, "malformed"),  # what a grammar-less server might send
     ],
@@ -671,6 +671,13 @@ def test_an_answer_sentence_that_fails_a_check_is_not_shown(
     assert any(why in n for n in answer.notes), answer.notes
     assert "Never" not in answer.text and "tomatoes" not in answer.text
     assert answer.timings["groundedness"] == pytest.approx(1.0)  # the shown, quoted answer
+
+
+def test_a_yes_or_no_before_the_answer_is_dropped(tmp_home: Path, two_topic_docs: Path) -> None:
+    # the evidence answers the situation, not the asker's yes/no: no check can hold a "Yes" to it
+    adv, _ = llm_advisor(tmp_home, two_topic_docs, answering(f"Yes, {ANSWER[0].lower()}{ANSWER[1:]}"))
+    answer = adv.ask(QUESTION, llm=True)
+    assert answer.mode == "llm" and answer.text.startswith(ANSWER), answer.text
 
 
 class RecordingEmbedder(FakeEmbedder):
@@ -888,11 +895,10 @@ def test_questions_from_a_terminal_that_is_not_utf8_are_repaired() -> None:
 
 
 def test_k_above_the_maximum_is_refused(fake_advisor: Advisor) -> None:
-    from advisor import cli
     from advisor.api import MAX_K
     from advisor.settings import Settings
 
-    assert MAX_K == cli.MAX_K == next(m.le for m in Settings.model_fields["k"].metadata if hasattr(m, "le"))
+    assert next(m.le for m in Settings.model_fields["k"].metadata if hasattr(m, "le")) == MAX_K
     with pytest.raises(InputError, match=f"between 1 and {MAX_K}"):
         fake_advisor.retrieve("When should I ask?", k=MAX_K + 1)
 

@@ -449,10 +449,12 @@ def test_advisor_serve_starts_answers_and_stops_on_ctrl_c(tmp_path: Path, offlin
 
         assert proc.stderr is not None
         fd = proc.stderr.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
         deadline = time.monotonic() + 180
         seen = b""
         while not re.search(rb"serving on \S+", seen) and time.monotonic() < deadline and proc.poll() is None:
-            if select.select([fd], [], [], 1.0)[0]:  # bounded: never blocks past the deadline
+            if poller.poll(1000):  # bounded: never blocks past the deadline (poll: no FD_SETSIZE limit)
                 seen += os.read(fd, 4096)
         found = re.search(rb"serving on (\S+)", seen)
         assert found, seen.decode(errors="replace")

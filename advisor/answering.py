@@ -168,7 +168,7 @@ def _direct_answer(
     bare = _without_verdict(MARKER_RE.sub("", sentence).strip())
     evidence = [(shown[n - 1], found.lang if translations[n - 1] else cites[n - 1].lang) for n in numbers]
     quoted = [q.text for q in quotes] + [t for t in translations if t]
-    problem = unsafe_model_text(bare, quoted) or _check_sentence(gen, bare, found.lang, evidence, opts)
+    problem = unsafe_model_text(bare, quoted) or _check_sentence(gen, bare, found.lang, evidence, shown[0], opts)
     _timed(work, "check_ms", t0=t1)
     if problem:
         work.notes.append(f"the model's answer sentence was not shown: {problem}")
@@ -192,11 +192,13 @@ def _without_verdict(sentence: str) -> str:
 
 
 def _check_sentence(
-    gen: Generator, sentence: str, lang: str, evidence: Sequence[tuple[str, str]], opts: AnswerOptions
+    gen: Generator, sentence: str, lang: str, evidence: Sequence[tuple[str, str]], key_point: str, opts: AnswerOptions
 ) -> str:
     """Why ``sentence`` may not be shown as resting on ``evidence`` (text, language), or ""."""
     if not evidence:
         return "it cites no evidence"
+    if evidence[0][0] != key_point:  # the grammar asks for [1]; a server without grammars may not
+        return "it does not rest on the key point (evidence [1])"
     if any(source_lang != lang for _, source_lang in evidence):
         return "it rests on a quote that has no checked translation into the question's language"
     source = " ".join(text for text, _ in evidence)

@@ -491,10 +491,19 @@ def _run_one(advisor: Advisor, s: Scenario, retrieval_only: bool, llm: bool, sou
         result.failures.extend(problems)
         result.answer, result.mode = answer.text, answer.mode
         result.citations = [
-            {"marker": i, "source": p.source, "start": p.start, "end": p.end, "text": p.text}
+            {
+                "marker": i,
+                "source": p.source,
+                "start": p.start,
+                "end": p.end,
+                "text": p.text,
+                "quote": answer.quotes[i - 1].text if i <= len(answer.quotes) else None,
+                "translation": answer.translations[i - 1] if i <= len(answer.translations) else None,
+            }
             | ({"text_path": p.text_path, "page": p.page} if p.text_path else {})
             for i, p in enumerate(answer.citations, start=1)
         ]
+        result.notes = list(answer.notes)
         result.timings.update(
             {
                 key: float(v)

@@ -54,8 +54,8 @@ ANSWER_SYSTEM = (
     "evidence answers the question: COVERED: yes or COVERED: no. If it does, write ANSWER: one short "
     "sentence in the language the user names that tells the asker what to do or expect (when or how, "
     "as the question asks; do not start with yes or no), saying only what the evidence says, with every "
-    "negation, number and time span and who does what exactly as in the evidence, followed by the "
-    "number of the evidence it rests on, like [2]."
+    "negation, number and time span and who does what exactly as in the evidence, resting on evidence "
+    "[1], the sentence closest to the question, followed by its number, [1]."
 )
 
 
@@ -131,10 +131,10 @@ _ANSWER_EXAMPLES: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
         "¿Cuánto debo esperar antes de escribir al reclutador después de la entrevista?",
         "Spanish",
         (
-            "Nach einer Absage fragen viele Recruiter nach Feedback.",
             "Espera una semana antes de escribir al reclutador.",
+            "Nach einer Absage fragen viele Recruiter nach Feedback.",
         ),
-        "COVERED: yes\nANSWER: Espera una semana antes de escribirle. [2]",
+        "COVERED: yes\nANSWER: Espera una semana antes de escribirle. [1]",
     ),
     (
         "Wie verhandle ich mein Gehalt?",
@@ -160,12 +160,13 @@ def answer_grammar(n_evidence: int) -> str:
     """A llama.cpp grammar (GBNF) for the reply to :func:`answer_messages`.
 
     ``COVERED: no``, or ``COVERED: yes`` and one answer sentence that ends with
-    one or two markers naming shown evidence: the structure and the markers
-    cannot be missing, and no marker can name evidence that was not shown.
+    ``[1]`` (the key point: the evidence closest to the question) and perhaps one
+    more marker naming shown evidence. The structure and the markers cannot be
+    missing, and no marker can name evidence that was not shown.
     """
-    numbers = " | ".join(f'"{i}"' for i in range(1, n_evidence + 1))
+    others = " | ".join(f'"{i}"' for i in range(2, n_evidence + 1))
+    more = f' (" [" ({others}) "]")?' if others else ""
     return (
-        'root ::= "COVERED: " ("no" | "yes\\nANSWER: " sentence cite cite?)\n'
+        'root ::= "COVERED: " ("no" | "yes\\nANSWER: " sentence " [1]"' + more + ")\n"
         "sentence ::= [^\\n\\[\\]] [^\\n\\[\\]]*\n"
-        f'cite ::= " [" ({numbers}) "]"\n'
     )

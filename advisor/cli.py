@@ -347,7 +347,8 @@ def _render_answer(answer: Answer, explain: bool) -> str:
         translation = answer.translations[i - 1] if i <= len(answer.translations) else None
         if translation:
             language = _LANGUAGE.get(answer.lang, answer.lang)
-            lines.append(f"    {language}, machine translation (checked): “{_line(translation)}”")
+            note = "machine translation (may be inexact; the quote is the source)"
+            lines.append(f"    {language} {note}: “{_line(translation)}”")
         where = answer.quotes[i - 1] if i <= len(answer.quotes) else p
         page = f", page {p.page}" if p.page else ""
         of = f" of its text {_line(p.text_path)}" if p.text_path else ""

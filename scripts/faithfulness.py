@@ -11,6 +11,9 @@ ones it keeps, plus the model's yes-probability threshold sweep::
     HF_HUB_OFFLINE=1 python scripts/faithfulness.py --model PATH.gguf --json out.json
 
 The lexical check needs no model; ``--no-model`` runs only that one.
+``--claim-match`` instead measures the rule ``advisor eval``'s ``claim_recall`` uses (cosine of
+the bundled embedder >= CLAIM_MATCH and no lexical conflict) on ``tests/data/claim_match.yaml``
+(hand-labelled pairs of an answer sentence and an expected claim), at several thresholds.
 """
 
 from __future__ import annotations
@@ -67,6 +70,30 @@ def tally(rows: list[dict[str, Any]], stopped: str) -> dict[str, Any]:
     }
 
 
+def claim_match_report(path: Path) -> dict[str, Any]:
+    """Agreement of ``claim_recall``'s matching rule with hand labels, by threshold."""
+    from advisor.embedders import make_embedder
+    from advisor.evaluation import CLAIM_MATCH
+
+    items = yaml.safe_load(path.read_text(encoding="utf-8"))
+    emb = make_embedder("use-multilingual", None)
+    a = emb.embed_documents([i["sentence"] for i in items])
+    b = emb.embed_documents([i["claim"] for i in items])
+    sims = [float(x @ y) for x, y in zip(a, b, strict=True)]
+    conflict = [bool(lexical_conflicts(i["claim"], i["lang"], i["sentence"], i["lang"])) for i in items]
+    report: dict[str, Any] = {"pairs": len(items), "claim_match_threshold_in_use": CLAIM_MATCH}
+    for t in (0.3, 0.4, 0.5, 0.6, 0.7):
+        said = [sim >= t and not c for sim, c in zip(sims, conflict, strict=True)]
+        agree = sum(s == bool(i["match"]) for s, i in zip(said, items, strict=True))
+        found = sum(s and i["match"] for s, i in zip(said, items, strict=True))
+        wrong = sum(s and not i["match"] for s, i in zip(said, items, strict=True))
+        report[str(t)] = (
+            f"agrees {agree}/{len(items)}; matches found {found}/{sum(bool(i['match']) for i in items)}; "
+            f"non-matches matched {wrong}/{sum(not i['match'] for i in items)}"
+        )
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--claims", type=Path, default=CLAIMS)
@@ -74,7 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-model", action="store_true", help="only the lexical check")
     parser.add_argument("--threshold", type=float, default=JUDGE_THRESHOLD)
     parser.add_argument("--json", type=Path, default=None, help="write every pair's scores here")
+    parser.add_argument("--claim-match", action="store_true", help="measure claim_recall's matching rule instead")
     args = parser.parse_args(argv)
+    if args.claim_match:
+        print(json.dumps(claim_match_report(REPO / "tests" / "data" / "claim_match.yaml"), indent=2))
+        return 0
 
     rows = load(args.claims)
     gen = None

@@ -116,7 +116,12 @@ def _translate_quotes(
             continue
         done = opts.translations.get(quote.text, lang) if opts.translations else None
         if done is None:
-            done = translate(gen, opts.embedder, quote.text, passage.lang, lang, timeout=opts.timeout)
+            sink = opts.on_token
+            if sink is not None:  # what the model writes streams as it is written, translations too
+                sink(f"[{len(out) + 1}] ")
+            done = translate(gen, opts.embedder, quote.text, passage.lang, lang, timeout=opts.timeout, on_token=sink)
+            if sink is not None:
+                sink("\n")
             if opts.translations is not None and done.reason != "translation timeout":
                 opts.translations.put(quote.text, lang, done.text)
         refused += done.text is None

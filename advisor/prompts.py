@@ -136,12 +136,6 @@ _ANSWER_EXAMPLES: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
         ),
         "COVERED: yes\nANSWER: Espera una semana antes de escribirle. [1]",
     ),
-    (
-        "Wie verhandle ich mein Gehalt?",
-        "German",
-        ("Schicken Sie nach dem Gespräch eine kurze Dankesnachricht.",),
-        "COVERED: no",
-    ),
 )
 
 

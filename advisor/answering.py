@@ -116,9 +116,7 @@ def _translate_quotes(
             continue
         done = opts.translations.get(quote.text, lang) if opts.translations else None
         if done is None:
-            sink = opts.on_token
-            if sink is not None:  # what the model writes streams as it is written, translations too
-                sink(f"[{len(out) + 1}] ")
+            sink = opts.on_token  # what the model writes streams as it is written, translations too
             done = translate(gen, opts.embedder, quote.text, passage.lang, lang, timeout=opts.timeout, on_token=sink)
             if sink is not None:
                 sink("\n")

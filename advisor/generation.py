@@ -262,14 +262,17 @@ class LlamaCppGenerator:
             return n
 
         best = max(self._pool, key=shared)
-        if shared(best) < system_tokens and len(self._pool) < CONTEXTS:
+        if shared(best) < max(1, system_tokens):
             fresh = next((llm for llm in self._pool if llm.n_tokens == 0), None)
-            if fresh is None:
+            if fresh is None and len(self._pool) < CONTEXTS:
                 from llama_cpp import Llama
 
                 fresh = self._load(Llama)
                 self._pool.append(fresh)
-            return fresh
+            # a full pool gives up its least recently used context (a warm-up or a one-off prompt)
+            best = fresh if fresh is not None else self._pool[0]
+        self._pool.remove(best)
+        self._pool.append(best)  # most recently used last
         return best
 
     def _system_tokens(self, messages: Sequence[Message]) -> int:

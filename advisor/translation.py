@@ -29,7 +29,7 @@ from pathlib import Path
 
 from advisor.citations import MARKER_RE, unsafe_model_text
 from advisor.embedders import Embedder
-from advisor.faithfulness import TRANSLATION_THRESHOLD, lexical_conflicts, model_check
+from advisor.faithfulness import TRANSLATION_THRESHOLD, check_claim
 from advisor.generation import Generator, TokenSink
 from advisor.lang import detect_language, words
 from advisor.prompts import translate_messages
@@ -139,10 +139,7 @@ def translate(
     text, why = plain_translation(reply.text, quote, lang, embedder)
     if text is None:
         return Translated(None, why)
-    conflicts = lexical_conflicts(quote, quote_lang, text, lang)
-    if conflicts:
-        return Translated(None, "; ".join(conflicts))
-    verdict = model_check(generator, quote, quote_lang, text, lang, TRANSLATION_THRESHOLD)
+    verdict = check_claim(generator, quote, quote_lang, text, lang, TRANSLATION_THRESHOLD)
     if not verdict.ok:
         return Translated(None, "; ".join(verdict.reasons) or "the model's check said no")
     return Translated(text)

@@ -237,6 +237,7 @@ class LlamaCppGenerator:
         meta = getattr(self._llm, "metadata", {}) or {}
         self.has_template = bool(meta.get("tokenizer.chat_template"))
         self._template = str(meta.get("tokenizer.chat_template") or "")
+        self._formatter: Any = None
         self._lock = threading.Lock()
         self._grammars: dict[str, Any] = {}
         # One llama.cpp context per kind of request (translate, check, answer): each keeps its
@@ -282,10 +283,12 @@ class LlamaCppGenerator:
     def _prompt_tokens(self, messages: Sequence[Message]) -> list[int]:
         """The token ids the model sees for ``messages`` with the reply about to start."""
         if self.has_template:
-            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+            if self._formatter is None:  # the template is compiled once, not for every request
+                from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-            eos = self._llm.detokenize([self._llm.token_eos()]).decode("utf-8", "replace")
-            prompt = Jinja2ChatFormatter(self._template, eos_token=eos, bos_token="")(messages=list(messages)).prompt  # type: ignore[arg-type]
+                eos = self._llm.detokenize([self._llm.token_eos()]).decode("utf-8", "replace")
+                self._formatter = Jinja2ChatFormatter(self._template, eos_token=eos, bos_token="")
+            prompt = self._formatter(messages=list(messages)).prompt
         else:
             prompt = format_plain(messages)
         return list(self._llm.tokenize(prompt.encode("utf-8"), add_bos=not self.has_template, special=True))

@@ -104,3 +104,14 @@ def test_the_real_parts_are_installed_and_listed() -> None:
     assert modelparts.parts_installed()
     files = modelparts.part_files()  # sizes checked
     assert len(files) == 22 and files[0].name == "part01.bin" and files[-1].name == "part22.bin"
+
+
+def test_a_cache_folder_that_cannot_be_written_is_one_line(fake_parts: list[Path], tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be", encoding="utf-8")
+    with pytest.raises(ModelError) as err:
+        modelparts.ensure_default_model(blocker / "models")
+    message = str(err.value)
+    assert message.startswith(f"cannot write the default model to {blocker / 'models'}")
+    assert "XDG_CACHE_HOME" in message and "\n" not in message
+    assert err.value.exit_code == 4

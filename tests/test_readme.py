@@ -33,6 +33,14 @@ def test_both_commands_build_llama_cpp_portably_and_pin_torch_for_tests() -> Non
     assert "advisor ask" in install
 
 
+def test_the_readme_stays_a_short_guide() -> None:
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 150, f"README.md has {len(lines)} lines; details belong in docs/, history in CHANGELOG.md"
+    text = "\n".join(lines)
+    for link in ("docs/cli.md", "docs/reference.md", "CHANGELOG.md"):
+        assert f"]({link})" in text, link
+
+
 def test_the_reference_settings_table_lists_every_setting_and_nothing_else() -> None:
     from advisor.settings import Settings
 

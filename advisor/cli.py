@@ -1,7 +1,7 @@
 """The ``advisor`` command: parse arguments, call the API, print.
 
 Every user error is one line on stderr (``error: ...``) with the exit code of
-its :class:`~advisor.errors.AdvisorError` subclass; see the README's table.
+its :class:`~advisor.errors.AdvisorError` subclass; see docs/reference.md.
 Heavy libraries are not imported here (tests enforce it), so ``--help`` is fast.
 """
 
@@ -472,7 +472,7 @@ def chat(
 @app.command(name="eval")
 @_handle_errors
 def evaluate(
-    scenarios: Annotated[Path, typer.Argument(help="Scenario file (.yaml or .jsonl); see the README.")],
+    scenarios: Annotated[Path, typer.Argument(help="Scenario file (.yaml or .jsonl); format in docs/reference.md.")],
     out: Annotated[
         Path, typer.Option("--out", help="Directory for results.jsonl, summary.json, report.md, junit.xml.")
     ] = Path("eval-out"),
@@ -597,7 +597,7 @@ def serve(
     embedder: EmbedderOpt = None,
     chroma_url: ChromaOpt = None,
 ) -> None:
-    """Serve the ask page, the documents page and an HTTP JSON API (see the README) on this machine."""
+    """Serve the ask page, the documents page and an HTTP JSON API (see docs/reference.md) on this machine."""
     try:
         from advisor.server import serve as run_server
     except ImportError as exc:

@@ -53,7 +53,12 @@ if TYPE_CHECKING:
 __all__ = ["Running", "create_app", "serve", "start_in_thread"]
 
 WEB = Path(__file__).resolve().parent / "web"
-STATIC = {"app.css": "text/css", "ask.js": "text/javascript", "documents.js": "text/javascript"}
+STATIC = {
+    "app.css": "text/css",
+    "common.js": "text/javascript",
+    "ask.js": "text/javascript",
+    "documents.js": "text/javascript",
+}
 PAGES = {"/": "ask.html", "/documents": "documents.html"}
 T = TypeVar("T")
 

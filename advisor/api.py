@@ -34,7 +34,7 @@ from advisor.rerank import Reranker, make_reranker
 from advisor.retrieval import Retrieval, Retriever, word_threshold
 from advisor.safety import MAX_QUESTION_CHARS, clean_question
 from advisor.settings import MAX_K, Settings, load_settings
-from advisor.store import ChromaStore, open_store
+from advisor.store import ChromaStore
 from advisor.translation import TranslationCache
 from advisor.types import Answer, DocumentInfo, IngestReport, Passage, embedding_text
 from advisor.wordmatch import WordMatcher
@@ -133,7 +133,7 @@ class Advisor:
         with self._loading:
             if self._store is None:
                 s, e = self.settings, self.embedder
-                self._store = open_store(s.store_dir, s.collection, e.name, e.dim, url=s.chroma_url)
+                self._store = ChromaStore(s.store_dir, s.collection, e.name, e.dim, url=s.chroma_url)
         return self._store
 
     @property
@@ -253,7 +253,7 @@ class Advisor:
         with self._locked():
             if reindex:
                 s = self.settings
-                self._store = open_store(
+                self._store = ChromaStore(
                     s.store_dir, s.collection, self.embedder.name, self.embedder.dim, url=s.chroma_url, reset=True
                 )
                 self._retriever = None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import os
 import sys
 import textwrap
@@ -21,9 +20,11 @@ import typer
 
 from advisor.errors import AdvisorError, InputError
 from advisor.safety import CONTROL_CHARS
+from advisor.types import finite
 
 if TYPE_CHECKING:
     from advisor.api import Advisor
+    from advisor.evaluation import EvalReport, Scenario
     from advisor.types import Answer, IngestReport
 
 __all__ = ["app", "main"]
@@ -141,17 +142,6 @@ def _echo(message: str = "", *, err: bool = False, nl: bool = True) -> None:
     typer.echo(CONTROL_CHARS.sub("\ufffd", message), err=err, nl=nl)
 
 
-def _finite(data: Any) -> Any:
-    """``data`` with NaN and infinities as null, so --json output is strict JSON."""
-    if isinstance(data, float):
-        return data if math.isfinite(data) else None
-    if isinstance(data, dict):
-        return {k: _finite(v) for k, v in data.items()}
-    if isinstance(data, list | tuple):
-        return [_finite(v) for v in data]
-    return data
-
-
 def _handle_errors(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -189,7 +179,7 @@ def _advisor(**overrides: Any) -> Advisor:
 
 
 def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(_finite(data), ensure_ascii=False, indent=2, allow_nan=False))
+    typer.echo(json.dumps(finite(data), ensure_ascii=False, indent=2, allow_nan=False))
 
 
 def _progress_bar(label: str) -> tuple[Any, Callable[[int, int, int], None]]:
@@ -469,6 +459,36 @@ def chat(
         history.append(line)
 
 
+def _scenarios_to_run(scenarios: Path, tags: list[str] | None, limit: int | None) -> list[Scenario]:
+    """The scenarios of the file that ``--filter`` and ``--limit`` keep; none is an InputError."""
+    from advisor.evaluation import load_scenarios
+
+    items = load_scenarios(scenarios)
+    if tags:
+        items = [s for s in items if set(tags) & set(s.tags)]
+    if limit is not None:
+        items = items[: max(0, limit)]
+    if not items:
+        raise InputError("no scenarios to run (check --filter and --limit)")
+    return items
+
+
+def _print_eval(report: EvalReport, old: dict[str, Any] | None, failures: list[str], out: Path, as_json: bool) -> None:
+    """The run's summary (and its comparison with the baseline ``old``): JSON, or lines for a person."""
+    from advisor.evaluation import compare, deltas
+
+    if as_json:
+        data: dict[str, Any] = {"summary": report.summary, "floors_failed": failures}
+        if old is not None:
+            data["baseline"] = deltas(report.summary, old)
+        _print_json(data)
+    else:
+        _echo(report.console_summary())
+        if old is not None:
+            _echo(compare(report.summary, old))
+        _echo(f"wrote {out}/results.jsonl, summary.json, report.md, junit.xml")
+
+
 @app.command(name="eval")
 @_handle_errors
 def evaluate(
@@ -509,25 +529,11 @@ def evaluate(
     as_json: JsonOpt = False,
 ) -> None:
     """Run a scenario file through one loaded advisor and write metrics and reports."""
-    from advisor.evaluation import (
-        check_floors,
-        compare,
-        deltas,
-        load_baseline,
-        load_scenarios,
-        parse_floors,
-        write_reports,
-    )
+    from advisor.evaluation import check_floors, load_baseline, parse_floors, write_reports
 
     parsed_floors = parse_floors(floors or [])
     old = load_baseline(baseline) if baseline else None  # a bad baseline fails before the run, not after
-    items = load_scenarios(scenarios)
-    if tag:
-        items = [s for s in items if set(tag) & set(s.tags)]
-    if limit is not None:
-        items = items[: max(0, limit)]
-    if not items:
-        raise InputError("no scenarios to run (check --filter and --limit)")
+    items = _scenarios_to_run(scenarios, tag, limit)
     adv = _advisor(
         home=home, embedder=embedder, chroma_url=chroma_url, model=model, k=k, llm_url=llm_url, reranker=rerank
     )
@@ -544,16 +550,7 @@ def evaluate(
         )
     write_reports(report, out)
     failures = check_floors(report.summary, parsed_floors)
-    if as_json:
-        data: dict[str, Any] = {"summary": report.summary, "floors_failed": failures}
-        if old is not None:
-            data["baseline"] = deltas(report.summary, old)
-        _print_json(data)
-    else:
-        _echo(report.console_summary())
-        if old is not None:
-            _echo(compare(report.summary, old))
-        _echo(f"wrote {out}/results.jsonl, summary.json, report.md, junit.xml")
+    _print_eval(report, old, failures, out, as_json)
     for failure in failures:
         _echo(f"error: {failure}", err=True)
     if failures:

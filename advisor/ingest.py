@@ -1,5 +1,16 @@
 """Ingest: find documents, read them, chunk, embed and sync the store.
 
+What runs by default (see :mod:`advisor.settings`): with no paths given, the
+bundled corpus (``corpus``: empty) is ingested; a folder walk takes .txt, .md,
+.markdown, .rst and .text files as text, and converts .pdf, .html and .docx
+files to text (kept in the home folder's ``texts/``, so citations point into
+it). Each document is chunked to at most ``chunk_tokens`` (256) embedder tokens
+and embedded with the configured embedder (``embedder``: use-multilingual) in
+batches of ``embed_batch`` (32). Word matching is on (``word_weight`` 0.75), so
+the word-match vectors learn the words of each chunk as it is embedded. BM25 is
+off (``hybrid`` false) and costs nothing here: its index is built lazily by
+:mod:`advisor.retrieval`, only when it is switched on.
+
 Sync is by content hash: a file whose bytes and chunk set are already stored is
 skipped before anything is embedded; a changed file gets its new chunks upserted
 *before* its old ones are deleted (a crash in between leaves extra chunks that
@@ -540,6 +551,199 @@ def make_chunks(doc: Document, embedder: Embedder, chunk_tokens: int) -> list[Ch
     return [Chunk(c.chunk_id, c.doc_id, c.index, c.start, c.end, c.text, "") for c in chunks]
 
 
+@dataclass
+class _Writer:
+    """Embeds and stores queued chunks in shared batches, and deletes stale chunks only after their replacements.
+
+    Chunks of several documents share batches: one embedder call per ``batch``
+    chunks and one Chroma write per ``write`` chunks (a write costs tens of ms
+    however small), not one of each per file. A changed document's stale
+    chunks are deleted only once all its new chunks are stored, so a crash
+    still never leaves a hole.
+    """
+
+    store: ChromaStore
+    embedder: Embedder
+    words: WordMatcher | None
+    progress: Progress | None
+    files: int  # files in this run
+    batch: int
+    write: int
+    queue: list[tuple[Chunk, dict[str, Any]]] = field(default_factory=list)
+    queued: int = 0  # chunks queued so far
+    stored: int = 0  # chunks embedded and upserted so far
+    stale_after: list[tuple[int, list[str]]] = field(default_factory=list)  # (chunks stored first, ids to delete)
+    files_done: int = 0
+
+    def add(self, chunks: list[tuple[Chunk, dict[str, Any]]], stale: list[str]) -> None:
+        """Queue a document's chunks; ``stale`` (its old ids) go once they are all stored."""
+        self.queue.extend(chunks)
+        self.queued += len(chunks)
+        self.stale_after.append((self.queued, stale))
+        self.flush(final=False)
+
+    def flush(self, final: bool) -> None:
+        """Store every full write batch (``final``: everything queued), then delete what they replace."""
+        while self.queue and (final or len(self.queue) >= self.write):
+            part = self.queue[: self.write]
+            del self.queue[: self.write]
+            texts = [c.embed_text for c, _ in part]
+            steps = range(0, len(texts), self.batch)
+            vectors = np.concatenate([self.embedder.embed_documents(texts[i : i + self.batch]) for i in steps])
+            if self.words is not None:
+                self.words.learn(texts)
+            self.store.upsert([c.chunk_id for c, _ in part], vectors, [c.text for c, _ in part], [m for _, m in part])
+            self.stored += len(part)
+            self.tick(self.files_done)  # a long file shows its chunks being stored, not only its end
+        while self.stale_after and self.stale_after[0][0] <= self.stored:
+            self.store.delete(self.stale_after.pop(0)[1])
+
+    def tick(self, files_done: int) -> None:
+        if self.progress:
+            self.progress(files_done, self.files, self.stored)
+
+
+@dataclass
+class _Sync:
+    """One ingest run: what the store held, what this run has seen, and the report it fills."""
+
+    store: ChromaStore
+    embedder: Embedder
+    chunk_tokens: int
+    texts: Path | None
+    writer: _Writer
+    report: IngestReport
+    found_paths: set[str]
+    bundle: Path | None
+    stored: dict[str, _StoredDoc]
+    seen_ids: set[str] = field(default_factory=set)
+    changed: bool = False
+
+    def file(self, n: int, item: _Found) -> None:
+        """Bring the store in line with one file (``n``: files before it), or skip it with a warning."""
+        self.writer.files_done = n
+        doc = self._read(n, item)
+        if doc is None or not self._claim(item, doc):
+            return
+        old = self.stored.get(doc.doc_id)
+        bundled = self.bundle is not None and item.path.parent == self.bundle
+        # a document chunked under other rules or another size is chunked again, and
+        # a converted file is converted again (and re-chunked) when a reader changes
+        chunking = f"v{CHUNKER_VERSION}:{self.chunk_tokens}"
+        doc_chunking = f"{chunking}:r{READERS_VERSION}" if doc.text_path else chunking
+        if old and old.shas == {doc.sha256} and old.chunkings == {doc_chunking} and len(old.ids) == old.expected:
+            self._keep(old, doc, item.root, bundled)
+        else:
+            self._replace(old, doc, item.root, doc_chunking, bundled)
+        self.writer.tick(n + 1)
+
+    def _read(self, n: int, item: _Found) -> Document | None:
+        """The file's document, or None (with a warning) when it cannot be read now."""
+        try:
+            data = item.path.read_bytes() if item.path.stat().st_size <= MAX_BYTES else None
+            if data is None:
+                raise DocumentError(f"{item.path} is larger than {MAX_BYTES // 2**20} MiB; split it first")
+            return read_document(item, data, self.texts)
+        except ReaderMissingError as exc:  # the file may be fine: keep what is stored
+            self.report.warnings.append(f"skipped {item.path}: {exc}; its stored chunks are kept")
+            self.seen_ids.add(_doc_id(item))
+        except DocumentError as exc:
+            self._unusable(item, exc)
+            self.writer.tick(n + 1)
+        except OSError as exc:  # unreadable now (permissions, I/O): keep what is stored
+            self.report.warnings.append(f"skipped {item.path}: {exc.strerror or exc}; its stored chunks are kept")
+            self.seen_ids.add(_doc_id(item))
+        return None
+
+    def _unusable(self, item: _Found, exc: DocumentError) -> None:
+        """The file now holds no usable text (emptied, binary, too large): its old chunks go.
+
+        They would answer with text it no longer contains.
+        """
+        stale_doc = self.stored.get(_doc_id(item))
+        if stale_doc is not None and _doc_id(item) not in self.seen_ids:
+            self.store.delete(sorted(stale_doc.ids))
+            self.report.removed += 1
+            self.report.chunks_removed += len(stale_doc.ids)
+            self.changed = True
+            self.seen_ids.add(_doc_id(item))
+            self.report.warnings.append(f"removed {item.path} from the store: {exc}")
+        else:
+            self.report.warnings.append(f"skipped {item.path}: {exc}")
+
+    def _claim(self, item: _Found, doc: Document) -> bool:
+        """Whether ``doc``'s id is this file's to store (not taken by another file); warns when not."""
+        if doc.doc_id in self.seen_ids:
+            self.report.warnings.append(f"skipped {item.path}: id {doc.doc_id!r} already used by another file")
+            return False
+        self.seen_ids.add(doc.doc_id)
+        if doc.decode_note:
+            self.report.warnings.append(doc.decode_note)
+        old = self.stored.get(doc.doc_id)
+        moved_bundle = bool(old and old.bundled and self.bundle is not None and item.path.parent == self.bundle)
+        if (
+            old
+            and old.path
+            and old.path != doc.path
+            and old.path not in self.found_paths
+            and not moved_bundle
+            and Path(old.path).exists()
+        ):
+            # another file, not part of this run, still exists and holds this id (two
+            # manifests naming the same id): replacing it would silently lose that document.
+            # The bundled corpus of another install (an old virtualenv) is this install's
+            # own copy of the same articles, so this one takes its ids over.
+            self.report.warnings.append(
+                f"skipped {item.path}: id {doc.doc_id!r} is already used by {old.path}; give one of them another id"
+            )
+            return False
+        return True
+
+    def _keep(self, old: _StoredDoc, doc: Document, root: Path, bundled: bool) -> None:
+        """An unchanged document: its chunks stay (relabelled if the same text moved or was retitled)."""
+        if (old.path, old.title, old.lang, old.bundled) != (doc.path, doc.title, doc.lang, bundled):
+            # the same text moved (or was retitled): its chunks keep their vectors, not its old path
+            _relabel(self.store, sorted(old.ids), doc, root, bundled)
+            self.report.updated += 1
+            self.changed = True
+        else:
+            self.report.unchanged += 1
+
+    def _replace(self, old: _StoredDoc | None, doc: Document, root: Path, chunking: str, bundled: bool) -> None:
+        """A new or changed document: its new chunks are queued, its stale ones go after them."""
+        chunks = make_chunks(doc, self.embedder, self.chunk_tokens)
+        new_ids = [c.chunk_id for c in chunks]
+        stale = sorted((old.ids if old else set()) - set(new_ids))
+        self.writer.add([(c, _chunk_meta(doc, c, len(chunks), root, chunking, bundled)) for c in chunks], stale)
+        self.report.chunks_added += len(chunks)
+        self.report.chunks_removed += len(stale)
+        if old:
+            self.report.updated += 1
+        else:
+            self.report.added += 1
+        self.changed = True
+
+    def remove_vanished(self, roots: set[str]) -> None:
+        """Delete the stored documents under a scanned root that this run did not see.
+
+        Such a document was deleted or renamed (its file is gone) or given another
+        id (its file was read under the new one): its chunks go. A file the walk
+        skips but the user once named explicitly (a dotfile, another suffix) still
+        exists and keeps its chunks.
+        """
+        scanned = [Path(r) for r in roots]
+        for doc_id, old in self.stored.items():
+            if doc_id in self.seen_ids or not any(
+                Path(old.path) == r or Path(old.path).is_relative_to(r) for r in scanned
+            ):
+                continue
+            if old.path in self.found_paths or not Path(old.path).exists():  # stat only what is under a scanned root
+                self.store.delete(sorted(old.ids))
+                self.report.removed += 1
+                self.report.chunks_removed += len(old.ids)
+                self.changed = True
+
+
 def ingest_paths(
     store: ChromaStore,
     embedder: Embedder,
@@ -558,150 +762,20 @@ def ingest_paths(
     """
     t0 = time.perf_counter()
     found, warnings = discover(paths)
+    writer = _Writer(store, embedder, words, progress, len(found), batch, max(batch, WRITE_BATCH))
     report = IngestReport(warnings=list(warnings))
-    bundle = _installed_bundle()
-    stored = _stored_docs(store)
-    # a document chunked under other rules or another size is chunked again
-    chunking = f"v{CHUNKER_VERSION}:{chunk_tokens}"
-    roots = {str(f.root) for f in found} | {str(Path(p).expanduser().resolve()) for p in paths}
-    seen_ids: set[str] = set()
     found_paths = {str(f.path) for f in found}
-    chunks_done = 0
-    changed = False
-    # Chunks of several documents share batches: one embedder call per ``batch``
-    # chunks and one Chroma write per ``write`` chunks (a write costs tens of ms
-    # however small), not one of each per file. A changed document's stale
-    # chunks are deleted only once all its new chunks are stored, so a crash
-    # still never leaves a hole.
-    write = max(batch, WRITE_BATCH)
-    queue: list[tuple[Chunk, dict[str, Any]]] = []
-    queued = 0  # chunks queued so far
-    stored_count = 0  # chunks upserted so far
-    stale_after: list[tuple[int, list[str]]] = []  # (chunks that must be stored first, ids to delete)
-    files_done = 0
-
-    def flush(final: bool) -> None:
-        nonlocal stored_count, chunks_done
-        while queue and (final or len(queue) >= write):
-            part = queue[:write]
-            del queue[:write]
-            texts = [c.embed_text for c, _ in part]
-            steps = range(0, len(texts), batch)
-            vectors = np.concatenate([embedder.embed_documents(texts[i : i + batch]) for i in steps])
-            if words is not None:
-                words.learn(texts)
-            store.upsert([c.chunk_id for c, _ in part], vectors, [c.text for c, _ in part], [m for _, m in part])
-            stored_count += len(part)
-            chunks_done += len(part)
-            if progress:  # a long file shows its chunks being stored, not only its end
-                progress(files_done, len(found), chunks_done)
-        while stale_after and stale_after[0][0] <= stored_count:
-            store.delete(stale_after.pop(0)[1])
-
+    sync = _Sync(
+        store, embedder, chunk_tokens, texts, writer, report, found_paths, _installed_bundle(), _stored_docs(store)
+    )
+    roots = {str(f.root) for f in found} | {str(Path(p).expanduser().resolve()) for p in paths}
     for n, item in enumerate(found):
-        files_done = n
-        try:
-            data = item.path.read_bytes() if item.path.stat().st_size <= MAX_BYTES else None
-            if data is None:
-                raise DocumentError(f"{item.path} is larger than {MAX_BYTES // 2**20} MiB; split it first")
-            doc = read_document(item, data, texts)
-        except ReaderMissingError as exc:  # the file may be fine: keep what is stored
-            report.warnings.append(f"skipped {item.path}: {exc}; its stored chunks are kept")
-            seen_ids.add(_doc_id(item))
-            continue
-        except DocumentError as exc:
-            # The file now holds no usable text (emptied, binary, too large):
-            # its old chunks would answer with text it no longer contains.
-            stale_doc = stored.get(_doc_id(item))
-            if stale_doc is not None and _doc_id(item) not in seen_ids:
-                store.delete(sorted(stale_doc.ids))
-                report.removed += 1
-                report.chunks_removed += len(stale_doc.ids)
-                changed = True
-                seen_ids.add(_doc_id(item))
-                report.warnings.append(f"removed {item.path} from the store: {exc}")
-            else:
-                report.warnings.append(f"skipped {item.path}: {exc}")
-            if progress:
-                progress(n + 1, len(found), chunks_done)
-            continue
-        except OSError as exc:  # unreadable now (permissions, I/O): keep what is stored
-            report.warnings.append(f"skipped {item.path}: {exc.strerror or exc}; its stored chunks are kept")
-            seen_ids.add(_doc_id(item))
-            continue
-        if doc.doc_id in seen_ids:
-            report.warnings.append(f"skipped {item.path}: id {doc.doc_id!r} already used by another file")
-            continue
-        seen_ids.add(doc.doc_id)
-        if doc.decode_note:
-            report.warnings.append(doc.decode_note)
-        old = stored.get(doc.doc_id)
-        moved_bundle = bool(old and old.bundled and bundle is not None and item.path.parent == bundle)
-        if (
-            old
-            and old.path
-            and old.path != doc.path
-            and old.path not in found_paths
-            and not moved_bundle
-            and Path(old.path).exists()
-        ):
-            # another file, not part of this run, still exists and holds this id (two
-            # manifests naming the same id): replacing it would silently lose that document.
-            # The bundled corpus of another install (an old virtualenv) is this install's
-            # own copy of the same articles, so this one takes its ids over.
-            report.warnings.append(
-                f"skipped {item.path}: id {doc.doc_id!r} is already used by {old.path}; give one of them another id"
-            )
-            continue
-        bundled = bundle is not None and item.path.parent == bundle
-        # a converted file is converted again (and re-chunked) when a reader changes
-        doc_chunking = f"{chunking}:r{READERS_VERSION}" if doc.text_path else chunking
-        if old and old.shas == {doc.sha256} and old.chunkings == {doc_chunking} and len(old.ids) == old.expected:
-            if (old.path, old.title, old.lang, old.bundled) != (doc.path, doc.title, doc.lang, bundled):
-                # the same text moved (or was retitled): its chunks keep their vectors, not its old path
-                _relabel(store, sorted(old.ids), doc, item.root, bundled)
-                report.updated += 1
-                changed = True
-            else:
-                report.unchanged += 1
-            if progress:
-                progress(n + 1, len(found), chunks_done)
-            continue
-        chunks = make_chunks(doc, embedder, chunk_tokens)
-        new_ids = [c.chunk_id for c in chunks]
-        queue.extend((c, _chunk_meta(doc, c, len(chunks), item.root, doc_chunking, bundled)) for c in chunks)
-        queued += len(chunks)
-        stale = sorted((old.ids if old else set()) - set(new_ids))
-        stale_after.append((queued, stale))
-        flush(final=False)
-        report.chunks_added += len(chunks)
-        report.chunks_removed += len(stale)
-        if old:
-            report.updated += 1
-        else:
-            report.added += 1
-        changed = True
-        if progress:
-            progress(n + 1, len(found), chunks_done)
-    files_done = len(found)
-    flush(final=True)
-    if progress:
-        progress(len(found), len(found), chunks_done)
-    scanned = [Path(r) for r in roots]
-    for doc_id, old in stored.items():
-        # A stored document under a scanned root that this run did not see was
-        # deleted or renamed (its file is gone) or given another id (its file was
-        # read under the new one): its chunks go. A file the walk skips but the
-        # user once named explicitly (a dotfile, another suffix) still exists
-        # and keeps its chunks.
-        if doc_id in seen_ids or not any(Path(old.path) == r or Path(old.path).is_relative_to(r) for r in scanned):
-            continue
-        if old.path in found_paths or not Path(old.path).exists():  # stat only what is under a scanned root
-            store.delete(sorted(old.ids))
-            report.removed += 1
-            report.chunks_removed += len(old.ids)
-            changed = True
-    if changed:
+        sync.file(n, item)
+    writer.files_done = len(found)
+    writer.flush(final=True)
+    writer.tick(len(found))
+    sync.remove_vanished(roots)
+    if sync.changed:
         store.bump_version()
         drop_unused_texts(store, texts)
     report.seconds = time.perf_counter() - t0

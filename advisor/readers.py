@@ -25,6 +25,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from advisor.errors import DocumentError, first_line
 
@@ -267,6 +268,54 @@ _BLOCK = frozenset(
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0(?![.\d])", re.I)
 
 
+def _hidden(tag: Any) -> bool:
+    """Whether an HTML element is hidden (``hidden``, ``aria-hidden``, or a style that hides it)."""
+    return (
+        tag.has_attr("hidden")
+        or str(tag.get("aria-hidden", "")).lower() == "true"
+        or bool(_HIDDEN_STYLE.search(str(tag.get("style", ""))))
+    )
+
+
+def _list_marker(item: Any) -> str:
+    """What a list item starts with: its number in an ordered list, else a dash."""
+    parent = item.find_parent(["ol", "ul"])
+    if parent is not None and parent.name == "ol":
+        number = 1 + sum(1 for s in item.find_previous_siblings("li"))
+        return f"{number}. "
+    return "- "
+
+
+class _HtmlBlocks:
+    """The blocks of a page as it is walked: headings, paragraphs and list items."""
+
+    def __init__(self) -> None:
+        self.blocks: list[tuple[str, str]] = []
+        self.buf: list[str] = []
+        self.prefix: list[str] = []  # the list marker the next flushed block starts with
+
+    def flush(self, kind: str = "para") -> None:
+        text = _clean("".join(self.buf))
+        self.buf.clear()
+        if text:
+            marker = self.prefix.pop() if self.prefix else ""
+            self.blocks.append(("item" if marker else kind, marker + text))
+
+    def heading(self, level: int, title: str) -> None:
+        self.flush()
+        self.prefix.clear()
+        if title:
+            self.blocks.append(("heading", "#" * level + " " + title))
+
+    def start_item(self, marker: str) -> None:
+        self.flush()
+        self.prefix[:] = [marker]
+
+    def end_item(self) -> None:
+        self.flush()
+        self.prefix.clear()
+
+
 def read_html(data: bytes, path: Path) -> Extracted:
     """The main text of a saved web page: headings, paragraphs and list items; no scripts, nothing hidden."""
     _library("bs4", "beautifulsoup4", "HTML")
@@ -276,23 +325,7 @@ def read_html(data: bytes, path: Path) -> Extracted:
     with _quiet("bs4"):
         soup = BeautifulSoup(data, "html.parser")  # Python's own parser: no external entities, nothing run
     root: Tag = soup.find("main") or soup.find("article") or soup.find("body") or soup
-    blocks: list[tuple[str, str]] = []
-    buf: list[str] = []
-    prefix: list[str] = []  # the list marker the next flushed block starts with
-
-    def flush(kind: str = "para") -> None:
-        text = _clean("".join(buf))
-        buf.clear()
-        if text:
-            marker = prefix.pop() if prefix else ""
-            blocks.append(("item" if marker else kind, marker + text))
-
-    def hidden(tag: Tag) -> bool:
-        return (
-            tag.has_attr("hidden")
-            or str(tag.get("aria-hidden", "")).lower() == "true"
-            or bool(_HIDDEN_STYLE.search(str(tag.get("style", ""))))
-        )
+    out = _HtmlBlocks()
 
     def walk(node: Tag, depth: int = 0) -> None:
         if depth > 200:  # absurdly deep markup: the rest is not read
@@ -301,40 +334,29 @@ def read_html(data: bytes, path: Path) -> Extracted:
             if isinstance(child, Comment | Declaration | Doctype | ProcessingInstruction):
                 continue
             if isinstance(child, NavigableString):
-                buf.append(str(child))
+                out.buf.append(str(child))
                 continue
-            if not isinstance(child, Tag) or child.name in _DROP or hidden(child):
+            if not isinstance(child, Tag) or child.name in _DROP or _hidden(child):
                 continue
             name = child.name
             if name == "br":
-                buf.append(" ")
+                out.buf.append(" ")
             elif re.fullmatch(r"h[1-6]", name):
-                flush()
-                prefix.clear()
-                title = _clean(child.get_text(" "))
-                if title:
-                    blocks.append(("heading", "#" * int(name[1]) + " " + title))
+                out.heading(int(name[1]), _clean(child.get_text(" ")))
             elif name == "li":
-                flush()
-                parent = child.find_parent(["ol", "ul"])
-                if parent is not None and parent.name == "ol":
-                    number = 1 + sum(1 for s in child.find_previous_siblings("li"))
-                    prefix[:] = [f"{number}. "]
-                else:
-                    prefix[:] = ["- "]
+                out.start_item(_list_marker(child))
                 walk(child, depth + 1)
-                flush()
-                prefix.clear()
+                out.end_item()
             elif name in _BLOCK or name in {"ul", "ol"}:
-                flush()
+                out.flush()
                 walk(child, depth + 1)
-                flush()
+                out.flush()
             else:
                 walk(child, depth + 1)
 
     walk(root)
-    flush()
-    text = _limit(path, _join(blocks))
+    out.flush()
+    text = _limit(path, _join(out.blocks))
     if not text.strip():
         raise DocumentError(f"{path} has no readable text (only scripts, styles or markup); save the page's text")
     return Extracted(text)

@@ -1,19 +1,31 @@
-"""Retrieval: dense + lexical candidates, rank fusion, MMR, and abstention.
+"""Retrieval: dense candidates, word matching, optional BM25 and reranking, MMR, and abstention.
 
-1. Dense: the question's embedding against the store (cosine similarity).
-2. Lexical: BM25 with Snowball analysis (built lazily from the store, rebuilt
-   when the store's version changes).
-3. Fusion: weighted reciprocal-rank fusion, ``1/(rrf_k + rank_dense) +
+By default (see :mod:`advisor.settings`) dense search, word matching, MMR and
+abstention run; BM25 (``hybrid``) and the cross-encoder (``reranker``) are off.
+
+1. Dense: the question's embedding against the store (cosine similarity), the
+   top ``candidates`` (50).
+2. Word matching (on: ``word_weight`` 0.75; 0 turns it off): the dense
+   candidates are re-ordered by their z-scored similarity plus ``word_weight``
+   times their z-scored cross-lingual word-match score (:mod:`advisor.wordmatch`).
+   It needs a word threshold: ``word_threshold``, else the embedder's calibrated
+   one (the default embedder, use-multilingual-v3, has one; others have none,
+   so for them it is off unless ``word_threshold`` is set).
+3. Lexical (off: ``hybrid`` false; it lowered every metric on the shipped
+   scenarios): BM25 with Snowball analysis (built lazily from the store,
+   rebuilt when the store's version changes).
+4. Fusion: weighted reciprocal-rank fusion, ``1/(rrf_k + rank_dense) +
    w/(rrf_k + rank_lexical)``, normalised so a passage first in both lists
-   scores 1.0.
-4. Reranking (optional, ``reranker``): a cross-encoder scores the top
+   scores 1.0 (with BM25 off: the dense order of step 2 alone, first = 1.0).
+5. Reranking (off: ``reranker`` empty): a cross-encoder scores the top
    ``rerank_candidates`` fused candidates against the query and reorders them.
    Its scores, min-max scaled over those candidates (best 1, worst 0), replace
    the fused scores as relevance; candidates beyond them follow in fused order.
-5. Diversity: near-duplicates (cosine >= 0.95) are collapsed, and maximal
-   marginal relevance picks the top ``k``.
-6. Abstention: when the best dense similarity is below ``abstain_threshold``
-   the corpus is taken not to cover the question.
+6. Diversity: near-duplicates (cosine >= 0.95) are collapsed, and maximal
+   marginal relevance (``mmr_lambda`` 0.9) picks the top ``k`` (5).
+7. Abstention: when the best dense similarity is below ``abstain_threshold``
+   (default: the embedder's calibrated one, :data:`ABSTAIN_THRESHOLDS`) the
+   corpus is taken not to cover the question.
 """
 
 from __future__ import annotations
@@ -29,7 +41,7 @@ from advisor.lang import detect_language
 from advisor.lexical import BM25Index
 from advisor.rerank import Reranker
 from advisor.settings import Settings
-from advisor.store import ChromaStore, StoredChunk
+from advisor.store import ChromaStore, Hit, StoredChunk
 from advisor.types import Passage, embedding_text
 from advisor.wordmatch import WORD_THRESHOLDS, WordMatcher
 
@@ -73,6 +85,15 @@ class Retrieval:
     abstain: bool
     reason: str = ""
     timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Fused:
+    """The fused candidates: relevance (reciprocal-rank fusion), signals shown by --explain, and the best score."""
+
+    rel: dict[str, float]
+    signals: dict[str, dict[str, float]]
+    best_possible: float
 
 
 def passage_from(chunk: StoredChunk, score: float = 0.0, signals: dict[str, float] | None = None) -> Passage:
@@ -140,23 +161,46 @@ class Retriever:
         q = self.embedder.embed_query(query)
         t1 = time.perf_counter()
         dense = self.store.query(q, s.candidates)
-        word_scores: list[float] = []
         tw = time.perf_counter()
-        threshold_w = word_threshold(s, self.embedder)
-        if threshold_w is not None and len(dense) > 1:
-            # dense candidates re-ordered by dense + word-match evidence (z-scores, weighted)
-            texts = [embedding_text(h.text, str(h.meta.get("context", ""))) for h in dense]
-            matched = self.words.scores(query, texts, threshold_w)
-            fused = _z(np.array([h.similarity for h in dense])) + s.word_weight * _z(matched)
-            by_fused = sorted(range(len(dense)), key=lambda i: -fused[i])
-            dense = [dense[i] for i in by_fused]
-            word_scores = [float(matched[i]) for i in by_fused]
+        dense, word_scores = self._match_words(query, dense)
         t2 = time.perf_counter()
         lexical: list[tuple[str, float]] = []
         if s.hybrid and dense:
             lexical = self.lexical_index().search(query, lang, s.candidates)
         t3 = time.perf_counter()
+        fused = self._fuse(dense, word_scores, lexical)
+        chunks, vectors = self._candidates(fused, dense, q)
+        picked, scaled, rerank_ms = self._pick(query, fused, chunks, vectors, k)
+        t4 = time.perf_counter()
+        passages = [passage_from(chunks[cid], scaled[cid], fused.signals[cid]) for cid in picked]
+        abstain, reason = self._abstention(passages, dense)
+        timings = {
+            "embed_ms": (t1 - t0) * 1000,
+            "dense_ms": (tw - t1) * 1000,
+            "words_ms": (t2 - tw) * 1000,
+            "lexical_ms": (t3 - t2) * 1000,
+            "fuse_ms": (t4 - t3) * 1000 - rerank_ms,
+            "retrieve_ms": (t4 - t0) * 1000,
+        }
+        if self.reranker is not None:
+            timings["rerank_ms"] = rerank_ms
+        return Retrieval(question, lang, passages, abstain, reason, timings)
 
+    def _match_words(self, query: str, dense: list[Hit]) -> tuple[list[Hit], list[float]]:
+        """The dense candidates re-ordered by dense + word-match evidence, and their word scores (none when off)."""
+        threshold = word_threshold(self.settings, self.embedder)
+        if threshold is None or len(dense) <= 1:
+            return dense, []
+        # z-scores of both, the word one weighted
+        texts = [embedding_text(h.text, str(h.meta.get("context", ""))) for h in dense]
+        matched = self.words.scores(query, texts, threshold)
+        fused = _z(np.array([h.similarity for h in dense])) + self.settings.word_weight * _z(matched)
+        by_fused = sorted(range(len(dense)), key=lambda i: -fused[i])
+        return [dense[i] for i in by_fused], [float(matched[i]) for i in by_fused]
+
+    def _fuse(self, dense: list[Hit], word_scores: list[float], lexical: list[tuple[str, float]]) -> _Fused:
+        """Weighted reciprocal-rank fusion of the dense (word-matched) and lexical rankings."""
+        s = self.settings
         rel: dict[str, float] = {}
         signals: dict[str, dict[str, float]] = {}
         dense_rank = {h.chunk_id: r for r, h in enumerate(sorted(dense, key=lambda h: -h.similarity), start=1)}
@@ -170,57 +214,64 @@ class Retriever:
             sig = signals.setdefault(cid, {})
             sig.update({"bm25": round(score, 4), "bm25_rank": rank})
         best_possible = (1.0 + (s.lexical_weight if lexical else 0.0)) / (s.rrf_k + 1)
+        return _Fused(rel, signals, best_possible)
 
+    def _candidates(
+        self, fused: _Fused, dense: list[Hit], q: np.ndarray
+    ) -> tuple[dict[str, StoredChunk], dict[str, np.ndarray]]:
+        """Every fused candidate's chunk and vector (a lexical-only one read from the store, given its cosine)."""
         chunks = {h.chunk_id: StoredChunk(h.chunk_id, h.text, h.meta) for h in dense}
         vectors = {h.chunk_id: h.embedding for h in dense}
-        missing = [cid for cid in rel if cid not in chunks]
+        missing = [cid for cid in fused.rel if cid not in chunks]
         if missing:
             for ch in self.store.get(missing):
                 chunks[ch.chunk_id] = ch
             vectors.update(self.store.embeddings(missing))
             for cid in missing:
                 if cid in vectors:
-                    signals[cid]["dense"] = round(float(vectors[cid] @ q), 4)
-        order = sorted((cid for cid in rel if cid in chunks), key=lambda c: -rel[c])
-        scaled = {cid: rel[cid] / best_possible for cid in order}
-        rerank_ms = 0.0
-        if self.reranker is not None and order:
-            head, rest = order[: s.rerank_candidates], order[s.rerank_candidates :]
-            t_r = time.perf_counter()
-            raw = self.reranker.score(query, [chunks[cid].text for cid in head])
-            rerank_ms = (time.perf_counter() - t_r) * 1000
-            ranked = sorted(range(len(head)), key=lambda i: -float(raw[i]))
-            lo, hi = float(np.min(raw)), float(np.max(raw))
-            for rank, i in enumerate(ranked, start=1):
-                cid = head[i]
-                signals[cid].update({"rerank": round(float(raw[i]), 4), "rerank_rank": rank})
-                scaled[cid] = (float(raw[i]) - lo) / (hi - lo) if hi > lo else 1.0
-            picked = self._mmr([head[i] for i in ranked], scaled, vectors, k)
-            picked = self._mmr(rest, rel, vectors, k, picked)  # only when fewer than k were reranked
-        else:
-            picked = self._mmr(order, rel, vectors, k)
-        t4 = time.perf_counter()
+                    fused.signals[cid]["dense"] = round(float(vectors[cid] @ q), 4)
+        return chunks, vectors
 
-        passages = [passage_from(chunks[cid], scaled[cid], signals[cid]) for cid in picked]
+    def _pick(
+        self,
+        query: str,
+        fused: _Fused,
+        chunks: dict[str, StoredChunk],
+        vectors: dict[str, np.ndarray],
+        k: int,
+    ) -> tuple[list[str], dict[str, float], float]:
+        """The top ``k`` ids (reranked when a reranker is set, then MMR), their scores, and the reranker's ms."""
+        rel = fused.rel
+        order = sorted((cid for cid in rel if cid in chunks), key=lambda c: -rel[c])
+        scaled = {cid: rel[cid] / fused.best_possible for cid in order}
+        if self.reranker is None or not order:
+            return self._mmr(order, rel, vectors, k), scaled, 0.0
+        n = self.settings.rerank_candidates
+        head, rest = order[:n], order[n:]
+        t_r = time.perf_counter()
+        raw = self.reranker.score(query, [chunks[cid].text for cid in head])
+        rerank_ms = (time.perf_counter() - t_r) * 1000
+        ranked = sorted(range(len(head)), key=lambda i: -float(raw[i]))
+        lo, hi = float(np.min(raw)), float(np.max(raw))
+        for rank, i in enumerate(ranked, start=1):
+            cid = head[i]
+            fused.signals[cid].update({"rerank": round(float(raw[i]), 4), "rerank_rank": rank})
+            scaled[cid] = (float(raw[i]) - lo) / (hi - lo) if hi > lo else 1.0
+        picked = self._mmr([head[i] for i in ranked], scaled, vectors, k)
+        picked = self._mmr(rest, rel, vectors, k, picked)  # only when fewer than k were reranked
+        return picked, scaled, rerank_ms
+
+    def _abstention(self, passages: list[Passage], dense: list[Hit]) -> tuple[bool, str]:
+        """Whether to abstain (no passage, or the best dense similarity below the threshold), and why."""
         top_dense = max((h.similarity for h in dense), default=0.0)
-        threshold = abstain_threshold(s, self.embedder)
+        threshold = abstain_threshold(self.settings, self.embedder)
         abstain = not passages or top_dense < threshold
         reason = (
             f"best similarity {top_dense:.2f} is below the threshold {threshold:.2f}"
             if passages and abstain
             else ("the store is empty" if not passages else "")
         )
-        timings = {
-            "embed_ms": (t1 - t0) * 1000,
-            "dense_ms": (tw - t1) * 1000,
-            "words_ms": (t2 - tw) * 1000,
-            "lexical_ms": (t3 - t2) * 1000,
-            "fuse_ms": (t4 - t3) * 1000 - rerank_ms,
-            "retrieve_ms": (t4 - t0) * 1000,
-        }
-        if self.reranker is not None:
-            timings["rerank_ms"] = rerank_ms
-        return Retrieval(question, lang, passages, abstain, reason, timings)
+        return abstain, reason
 
     def _mmr(
         self,

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import functools
 import json
-import math
 import socket
 import tempfile
 import threading
@@ -43,6 +42,7 @@ from advisor.errors import (
     StoreError,
     StoreLockedError,
 )
+from advisor.types import finite
 from advisor.uploads import DEFAULT_MAX_UPLOAD, UploadTooLarge, add_upload, document_view, too_large
 from advisor.webguard import Guard, check_bind
 from advisor.webschema import ERRORS, AnswerOut, AskRequest, RetrieveRequest, SourceRequest
@@ -53,20 +53,14 @@ if TYPE_CHECKING:
 __all__ = ["Running", "create_app", "serve", "start_in_thread"]
 
 WEB = Path(__file__).resolve().parent / "web"
-STATIC = {"app.css": "text/css", "ask.js": "text/javascript", "documents.js": "text/javascript"}
+STATIC = {
+    "app.css": "text/css",
+    "common.js": "text/javascript",
+    "ask.js": "text/javascript",
+    "documents.js": "text/javascript",
+}
 PAGES = {"/": "ask.html", "/documents": "documents.html"}
 T = TypeVar("T")
-
-
-def finite(data: Any) -> Any:
-    """``data`` with NaN and infinities as null (strict JSON, like ``advisor ask --json``)."""
-    if isinstance(data, float):
-        return data if math.isfinite(data) else None
-    if isinstance(data, dict):
-        return {k: finite(v) for k, v in data.items()}
-    if isinstance(data, list | tuple):
-        return [finite(v) for v in data]
-    return data
 
 
 def _status(exc: AdvisorError) -> int:
@@ -124,6 +118,23 @@ async def _read_body(request: Request, limit: int, name: str) -> bytes:
     return b"".join(chunks)
 
 
+@dataclass
+class _Context:
+    """What the route handlers share: the one Advisor, its worker, and the server's options."""
+
+    advisor: Advisor
+    worker: Worker
+    llm: bool
+    max_upload: int
+
+    def use_llm(self, requested: bool | None) -> bool:
+        if requested and not self.llm:
+            raise InputError(
+                "this server was started with --no-llm; ask with llm false, or restart it without --no-llm"
+            )
+        return self.llm if requested is None else requested
+
+
 def create_app(
     advisor: Advisor,
     *,
@@ -134,7 +145,7 @@ def create_app(
     max_upload: int = DEFAULT_MAX_UPLOAD,
 ) -> Guard:
     """The web app over ``advisor`` (an ASGI app: FastAPI behind :class:`~advisor.webguard.Guard`)."""
-    worker = Worker()
+    ctx = _Context(advisor, Worker(), llm, max_upload)
     api = FastAPI(
         title="advisor",
         version=__version__,
@@ -143,7 +154,17 @@ def create_app(
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
-    api.state.worker = worker
+    api.state.worker = ctx.worker
+    _add_error_handlers(api)
+    _add_pages(api)
+    _add_answer_routes(api, ctx)
+    _add_document_routes(api, ctx)
+    _add_evaluate_route(api, ctx)
+    return Guard(api, bound_host=host, token=token, allow_hosts=allow_hosts, max_body=max_upload + 2**20)
+
+
+def _add_error_handlers(api: FastAPI) -> None:
+    """Every error answers as JSON: ``{"error": one line, "exit_code": as the CLI's}``."""
 
     @api.exception_handler(AdvisorError)
     async def advisor_error(request: Request, exc: AdvisorError) -> JSONResponse:
@@ -170,24 +191,18 @@ def create_app(
         msg = f"internal error ({type(exc).__name__}: {first}); rerun with ADVISOR_DEBUG=1 and report it"
         return JSONResponse({"error": msg, "exit_code": 70}, status_code=500)
 
-    def use_llm(requested: bool | None) -> bool:
-        if requested and not llm:
-            raise InputError(
-                "this server was started with --no-llm; ask with llm false, or restart it without --no-llm"
-            )
-        return llm if requested is None else requested
 
-    # -- pages and their assets --------------------------------------------------
-    def page_handler(page: str) -> Callable[[], Awaitable[FileResponse]]:
-        async def handler() -> FileResponse:  # no parameters: nothing from the request chooses the file
-            return FileResponse(
-                WEB / page, media_type="text/html; charset=utf-8", headers={"cache-control": "no-store"}
-            )
+def _page_handler(page: str) -> Callable[[], Awaitable[FileResponse]]:
+    async def handler() -> FileResponse:  # no parameters: nothing from the request chooses the file
+        return FileResponse(WEB / page, media_type="text/html; charset=utf-8", headers={"cache-control": "no-store"})
 
-        return handler
+    return handler
 
+
+def _add_pages(api: FastAPI) -> None:
+    """The pages and their assets: a fixed list of files, nothing else on disk."""
     for route, page in PAGES.items():
-        api.add_api_route(route, page_handler(page), methods=["GET"], include_in_schema=False)
+        api.add_api_route(route, _page_handler(page), methods=["GET"], include_in_schema=False)
 
     @api.get("/static/{name}", include_in_schema=False)
     async def static(name: str) -> Response:
@@ -195,10 +210,37 @@ def create_app(
             return JSONResponse({"error": f"no such file: {name}"}, status_code=404)
         return FileResponse(WEB / name, media_type=f"{STATIC[name]}; charset=utf-8")
 
-    # -- the API -------------------------------------------------------------------
+
+async def _answer_events(job: asyncio.Future[Any], queue: asyncio.Queue[str]) -> AsyncIterator[bytes]:
+    """Server-sent events: the model's pieces as they come, then the answer (or the error)."""
+    yield b": queued\n\n"
+    while not job.done():
+        getter = asyncio.ensure_future(queue.get())
+        await asyncio.wait({getter, job}, return_when=asyncio.FIRST_COMPLETED)
+        if getter.done():
+            yield _sse("token", {"text": getter.result()})
+        else:
+            getter.cancel()
+    while not queue.empty():
+        yield _sse("token", {"text": queue.get_nowait()})
+    try:
+        answer = job.result()
+    except AdvisorError as exc:
+        yield _sse("error", {"error": str(exc), "exit_code": exc.exit_code})
+        return
+    except Exception as exc:
+        yield _sse("error", {"error": f"internal error ({type(exc).__name__}: {exc})", "exit_code": 70})
+        return
+    yield _sse("answer", answer.to_dict())
+
+
+def _add_answer_routes(api: FastAPI, ctx: _Context) -> None:
+    """/api/info, /api/ask (whole or streamed) and /api/retrieve."""
+    advisor, worker = ctx.advisor, ctx.worker
+
     @api.get("/api/info", summary="Version and whether model-written answers are on")
     async def info() -> dict[str, Any]:
-        return {"version": __version__, "llm": llm, "max_upload": max_upload}
+        return {"version": __version__, "llm": ctx.llm, "max_upload": ctx.max_upload}
 
     @api.post(
         "/api/ask",
@@ -207,7 +249,7 @@ def create_app(
     )
     async def ask(body: AskRequest) -> JSONResponse:
         answer = await worker.run(
-            advisor.ask, body.question, body.k, use_llm(body.llm), history=body.history, timeout=body.timeout
+            advisor.ask, body.question, body.k, ctx.use_llm(body.llm), history=body.history, timeout=body.timeout
         )
         return JSONResponse(finite(answer.to_dict()))
 
@@ -222,7 +264,7 @@ def create_app(
         response_class=StreamingResponse,
     )
     async def ask_stream(body: AskRequest) -> StreamingResponse:
-        use = use_llm(body.llm)
+        use = ctx.use_llm(body.llm)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[str] = asyncio.Queue()
 
@@ -240,35 +282,18 @@ def create_app(
                 on_token=on_token if use else None,
             )
         )
-
-        async def events() -> AsyncIterator[bytes]:
-            yield b": queued\n\n"
-            while not job.done():
-                getter = asyncio.ensure_future(queue.get())
-                await asyncio.wait({getter, job}, return_when=asyncio.FIRST_COMPLETED)
-                if getter.done():
-                    yield _sse("token", {"text": getter.result()})
-                else:
-                    getter.cancel()
-            while not queue.empty():
-                yield _sse("token", {"text": queue.get_nowait()})
-            try:
-                answer = job.result()
-            except AdvisorError as exc:
-                yield _sse("error", {"error": str(exc), "exit_code": exc.exit_code})
-                return
-            except Exception as exc:
-                yield _sse("error", {"error": f"internal error ({type(exc).__name__}: {exc})", "exit_code": 70})
-                return
-            yield _sse("answer", answer.to_dict())
-
         headers = {"cache-control": "no-store", "x-accel-buffering": "no"}
-        return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+        return StreamingResponse(_answer_events(job, queue), media_type="text/event-stream", headers=headers)
 
     @api.post("/api/retrieve", summary="The top-k passages for a question, best first", responses=ERRORS)
     async def retrieve(body: RetrieveRequest) -> JSONResponse:
         passages = await worker.run(advisor.retrieve, body.question, body.k)
         return JSONResponse(finite({"passages": [p.to_dict() for p in passages]}))
+
+
+def _add_document_routes(api: FastAPI, ctx: _Context) -> None:
+    """/api/documents (list, add, remove), /api/document (one's text) and /api/documents/reingest."""
+    advisor, worker = ctx.advisor, ctx.worker
 
     @api.get("/api/documents", summary="What the store holds (as advisor sources --json)", responses=ERRORS)
     async def documents() -> JSONResponse:
@@ -284,8 +309,8 @@ def create_app(
     async def add_document(
         request: Request, name: str = Query(..., description="file name, e.g. note.md")
     ) -> JSONResponse:
-        data = await _read_body(request, max_upload, name.replace("/", "_")[-160:])
-        result = await worker.run(add_upload, advisor, name, data, max_upload)
+        data = await _read_body(request, ctx.max_upload, name.replace("/", "_")[-160:])
+        result = await worker.run(add_upload, advisor, name, data, ctx.max_upload)
         return JSONResponse(result.to_dict())
 
     @api.get("/api/document", summary="A stored document's text, by its source id", responses=ERRORS)
@@ -313,6 +338,10 @@ def create_app(
 
         return JSONResponse(await worker.run(forget))
 
+
+def _add_evaluate_route(api: FastAPI, ctx: _Context) -> None:
+    """/api/evaluate: a scenario file in the body, its summary and Markdown report out."""
+
     @api.post(
         "/api/evaluate",
         summary="Run a scenario file (the body, YAML or JSON Lines): summary and Markdown report",
@@ -326,8 +355,8 @@ def create_app(
         retrieval_only: bool = False,
         limit: int | None = Query(None, ge=1),
     ) -> JSONResponse:
-        data = await _read_body(request, max_upload, "the scenario file")
-        use = use_llm(llm_answers)
+        data = await _read_body(request, ctx.max_upload, "the scenario file")
+        use = ctx.use_llm(llm_answers)
 
         def run() -> dict[str, Any]:
             from advisor.evaluation import load_scenarios, render_markdown
@@ -343,12 +372,10 @@ def create_app(
                 items = items[:limit]
             if not items:
                 raise InputError("the scenario file holds no scenarios")
-            report = advisor.evaluate(items, retrieval_only=retrieval_only, llm=use)
+            report = ctx.advisor.evaluate(items, retrieval_only=retrieval_only, llm=use)
             return {"summary": report.summary, "report": render_markdown(report)}
 
-        return JSONResponse(finite(await worker.run(run)))
-
-    return Guard(api, bound_host=host, token=token, allow_hosts=allow_hosts, max_body=max_upload + 2**20)
+        return JSONResponse(finite(await ctx.worker.run(run)))
 
 
 # -- running it -------------------------------------------------------------------------

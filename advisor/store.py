@@ -1,4 +1,4 @@
-"""Vector stores: a small interface and the Chroma implementation.
+"""The vector store: chunks, their embeddings and metadata in a Chroma collection.
 
 The Chroma collection records the embedder's name and dimension in its
 metadata; opening it with another embedder raises
@@ -15,13 +15,13 @@ import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from advisor.errors import EmbedderMismatchError, StoreError, first_line
 
-__all__ = ["ChromaStore", "Hit", "Store", "StoredChunk", "open_store"]
+__all__ = ["ChromaStore", "Hit", "StoredChunk"]
 
 # Chroma reads this at import; set it before anything imports chromadb.
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
@@ -43,37 +43,6 @@ class Hit:
     embedding: np.ndarray
 
 
-class Store(Protocol):
-    """Where chunks, their embeddings and metadata live."""
-
-    embedder_name: str
-    dim: int
-
-    def count(self) -> int: ...
-
-    def version(self) -> int: ...
-
-    def bump_version(self) -> None: ...
-
-    def upsert(
-        self,
-        ids: Sequence[str],
-        embeddings: np.ndarray,
-        texts: Sequence[str],
-        metas: Sequence[dict[str, Any]],
-    ) -> None: ...
-
-    def delete(self, ids: Sequence[str]) -> None: ...
-
-    def metadata_index(self) -> Iterator[tuple[str, dict[str, Any]]]: ...
-
-    def all_chunks(self) -> Iterator[StoredChunk]: ...
-
-    def get(self, ids: Sequence[str]) -> list[StoredChunk]: ...
-
-    def query(self, embedding: np.ndarray, n: int) -> list[Hit]: ...
-
-
 def _advice(exc: BaseException, path: Path | None, otherwise: str) -> str:
     """How to fix a Chroma failure: a read-only store or a full disk need other advice than a damaged store."""
     if isinstance(exc, PermissionError) or re.search(r"read-?only|permission denied", first_line(exc), re.I):
@@ -92,7 +61,10 @@ def _advice(exc: BaseException, path: Path | None, otherwise: str) -> str:
 
 
 class ChromaStore:
-    """A Chroma collection, embedded (``PersistentClient``) or remote (``HttpClient``)."""
+    """A Chroma collection, embedded (``PersistentClient``) or remote (``HttpClient``).
+
+    Opened (or created, unless ``create`` is false) for ``embedder_name``; ``reset`` empties it first.
+    """
 
     PAGE = 5000
 
@@ -357,16 +329,3 @@ class ChromaStore:
         with contextlib.suppress(Exception):  # absent already: nothing to drop
             self._client.delete_collection(self._name)
         self._col = None
-
-
-def open_store(
-    path: Path | None,
-    collection: str,
-    embedder_name: str,
-    dim: int,
-    url: str | None = None,
-    create: bool = True,
-    reset: bool = False,
-) -> ChromaStore:
-    """Open (or create) the store for ``embedder_name``; ``reset`` empties it first."""
-    return ChromaStore(path, collection, embedder_name, dim, url=url, create=create, reset=reset)

@@ -447,6 +447,31 @@ def test_many_killed_updates_resume_to_the_clean_result(
 QUESTION = "My contact knows the hiring manager, when should I ask?"
 
 
+def _wait_for_lock_holder(home: Path, started: float) -> int:
+    """The pid of the process holding the store's write lock, once one does."""
+    pid_file = home / ".advisor.lock.pid"
+    while not (pid_file.exists() and pid_file.read_text().strip()):
+        assert time.monotonic() - started < 60, "no writer ever took the lock"
+        time.sleep(0.02)
+    return int(pid_file.read_text().strip())
+
+
+def _assert_answer_quotes_its_sources(reader: subprocess.CompletedProcess[str]) -> None:
+    assert reader.returncode == 0, reader.stderr
+    data = json.loads(reader.stdout)
+    assert data["citations"] and not data["abstained"]
+    for c in data["citations"]:
+        assert read_source(c["path"])[c["start"] : c["end"]] == c["text"]
+
+
+def _assert_store_has_each_chunk_once(home: Path, documents: int) -> None:
+    adv = Advisor(home=home, embedder=FakeEmbedder())
+    chunks = list(adv.store.all_chunks())
+    assert len({c.chunk_id for c in chunks}) == len(chunks) == adv.store.count()
+    assert len({c.meta["doc_id"] for c in chunks}) == documents
+    adv.close()
+
+
 def test_two_writers_one_is_refused_and_a_reader_answers_meanwhile(tmp_path: Path, hook_env: dict[str, str]) -> None:
     home = tmp_path / "home"
     first = run_cli(["ingest", "--embedder", "test-fake", str(CORPUS)], home, hook_env)
@@ -474,11 +499,7 @@ def test_two_writers_one_is_refused_and_a_reader_answers_meanwhile(tmp_path: Pat
     for w in writers:
         threading.Thread(target=note_exit, args=(w,), daemon=True).start()
     try:
-        pid_file = home / ".advisor.lock.pid"
-        while not (pid_file.exists() and pid_file.read_text().strip()):
-            assert time.monotonic() - started < 60, "no writer ever took the lock"
-            time.sleep(0.02)
-        holder = int(pid_file.read_text().strip())
+        holder = _wait_for_lock_holder(home, started)
         assert holder in {w.pid for w in writers}
         winner = next(w for w in writers if w.pid == holder)
         loser = next(w for w in writers if w.pid != holder)
@@ -486,11 +507,7 @@ def test_two_writers_one_is_refused_and_a_reader_answers_meanwhile(tmp_path: Pat
         # a reader, while the winner holds the lock and writes
         reader = run_cli(["ask", "--no-llm", "--json", "--embedder", "test-fake", QUESTION], home, hook_env)
         assert winner.poll() is None, "the writer finished before the reader: the test proves nothing"
-        assert reader.returncode == 0, reader.stderr
-        data = json.loads(reader.stdout)
-        assert data["citations"] and not data["abstained"]
-        for c in data["citations"]:
-            assert read_source(c["path"])[c["start"] : c["end"]] == c["text"]
+        _assert_answer_quotes_its_sources(reader)
 
         _, err = loser.communicate(timeout=60)
         deadline = time.monotonic() + 10
@@ -514,11 +531,7 @@ def test_two_writers_one_is_refused_and_a_reader_answers_meanwhile(tmp_path: Pat
             if w.poll() is None:
                 w.kill()
             w.communicate(timeout=30)
-    adv = Advisor(home=home, embedder=FakeEmbedder())
-    chunks = list(adv.store.all_chunks())
-    assert len({c.chunk_id for c in chunks}) == len(chunks) == adv.store.count()
-    assert len({c.meta["doc_id"] for c in chunks}) == 5 + 15
-    adv.close()
+    _assert_store_has_each_chunk_once(home, 5 + 15)
 
 
 # ============================================================================

@@ -1,4 +1,5 @@
-"""The package's modules depend on each other one way: no import cycle, and nothing below the API imports it."""
+"""The package's shape: modules depend on each other one way (no import cycle, nothing below the API imports
+it), and no function is longer than a reader can hold in their head."""
 
 from __future__ import annotations
 
@@ -43,3 +44,19 @@ def test_there_is_no_import_cycle() -> None:
 
     for module in sorted(graph):
         visit(module, ())
+
+
+MAX_FUNCTION_LINES = 80  # from its ``def`` (or first decorator) to its last line, docstring and comments included
+
+
+def test_no_function_is_longer_than_80_lines() -> None:
+    long: list[str] = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+                lines = (node.end_lineno or node.lineno) - start + 1
+                if lines > MAX_FUNCTION_LINES:
+                    where = path.relative_to(PACKAGE.parent)
+                    long.append(f"{where}:{node.lineno} {node.name}: {lines} lines")
+    assert long == [], f"split these into named steps (at most {MAX_FUNCTION_LINES} lines each): {long}"

@@ -18,22 +18,13 @@ import pytest
 from advisor import models
 from advisor.errors import ModelError
 from advisor.generation import bundled_model_path
-from advisor.models import ModelSpec, list_models, pull_model, recommended, verify_model_file
+from advisor.models import _REQUIRED_FIELDS, ModelSpec, list_models, pull_model, recommended, verify_model_file
 from advisor.settings import Settings, load_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REPO_TOML = REPO_ROOT / "models" / "recommended.toml"
 EMBEDDED_TOML = REPO_ROOT / "advisor" / "_models.toml"
-REQUIRED = {
-    "name": str,
-    "repo": str,
-    "file": str,
-    "size_bytes": int,
-    "sha256": str,
-    "license": str,
-    "languages": list,
-    "notes": str,
-}
+REQUIRED = _REQUIRED_FIELDS  # what each [[model]] entry must hold, and of which type
 
 PAYLOAD = b"GGUF" + bytes(range(256)) * 40  # a tiny "model": GGUF magic + 10 kB
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()

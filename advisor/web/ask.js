@@ -2,8 +2,8 @@
 // with textContent (never innerHTML), so a document holding <script> or <img onerror=...>
 // shows those characters and runs nothing.
 "use strict";
+// $, el and errorText come from common.js, which the page loads first.
 
-const $ = (id) => document.getElementById(id);
 const asked = [];          // earlier questions of this conversation, oldest first
 const docs = new Map();    // source id -> the document as /api/document returned it
 let lastOpener = null;     // the button that opened the viewer (focus returns to it)
@@ -13,22 +13,6 @@ const MODES = {
   extractive: "Extractive: verbatim sentences quoted from the sources (no model-written text).",
   abstain: "Abstained: the documents do not cover this question.",
 };
-
-function el(tag, attrs = {}, text) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-async function errorText(response) {
-  try {
-    const data = await response.json();
-    return data.error || response.statusText;
-  } catch (e) {
-    return `${response.status} ${response.statusText}`;
-  }
-}
 
 // -- streaming: server-sent events over a POST ---------------------------------------
 async function* sse(response) {

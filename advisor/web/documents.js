@@ -1,22 +1,6 @@
 // The documents page. Titles, paths and messages are set with textContent only.
 "use strict";
-
-const $ = (id) => document.getElementById(id);
-
-function el(tag, attrs = {}, text) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-async function errorText(response) {
-  try {
-    return (await response.json()).error || response.statusText;
-  } catch (e) {
-    return `${response.status} ${response.statusText}`;
-  }
-}
+// $, el and errorText come from common.js, which the page loads first.
 
 function say(message, isError = false) {
   const status = $("status");

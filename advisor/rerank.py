@@ -10,13 +10,14 @@ Names (``Settings.reranker``):
 
 No multilingual cross-encoder ships its weights in a registry package, so
 reranking is off by default. Heavy libraries are imported inside the class.
+Names are registered in :data:`RERANKERS`; :func:`register_reranker` adds one.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -25,9 +26,10 @@ import numpy.typing as npt
 
 from advisor.embedders import model_label, quiet_model_load
 from advisor.errors import ModelError, first_line
+from advisor.registry import Registry
 from advisor.settings import Settings
 
-__all__ = ["CrossEncoderReranker", "Reranker", "make_reranker"]
+__all__ = ["RERANKERS", "CrossEncoderReranker", "Reranker", "make_reranker", "register_reranker", "unregister_reranker"]
 
 _HOW = "set ADVISOR_RERANKER or pass --rerank (st-cross:<model name or path>, a local directory, or none)"
 
@@ -85,13 +87,34 @@ class CrossEncoderReranker:
         return np.asarray(scores, dtype=np.float32).reshape(len(texts))
 
 
+RERANKERS: Registry[Reranker] = Registry("reranker", _HOW)
+
+
+def register_reranker(name: str, factory: Callable[..., Reranker], *, replace: bool = False) -> Callable[..., Reranker]:
+    """Make ``factory`` the reranker called ``name`` (``Settings.reranker``, ``--rerank``); returns ``factory``.
+
+    The factory is called with no arguments, or for a family name ending in
+    ``:`` (like ``st-cross:``) with the text after the colon. Taking a name
+    that is registered raises :class:`ConfigError` unless ``replace``.
+    """
+    return RERANKERS.register(name, factory, replace=replace)
+
+
+def unregister_reranker(name: str) -> None:
+    """Forget the reranker called ``name`` (as :func:`register_reranker` registered it)."""
+    RERANKERS.unregister(name)
+
+
 def make_reranker(settings: Settings) -> Reranker | None:
-    """The reranker ``settings.reranker`` names, or None when reranking is off."""
+    """The reranker ``settings.reranker`` names (registered, or a local model directory), or None when off."""
     name = settings.reranker.strip()
     if name.lower() in ("", "none"):
         return None
-    if name.startswith("st-cross:") and len(name) > len("st-cross:"):
-        return CrossEncoderReranker(name[len("st-cross:") :])
+    if name in RERANKERS:
+        return RERANKERS.create(name)
     if Path(name).expanduser().is_dir():
         return CrossEncoderReranker(name)
     raise ModelError(f"reranker model not found at {name}; {_HOW}")
+
+
+RERANKERS.register("st-cross:", CrossEncoderReranker)

@@ -5,6 +5,9 @@
   chunking, storage, ingest bookkeeping or citation checking needs.
 * :class:`FakeGenerator` -- a scripted "language model" that records the
   messages it was given.
+* ``registered_fakes``: both fakes registered by name (embedder and generator
+  ``test-fake``) through advisor's registries, as a program would add its own,
+  and unregistered after the test.
 * A session-wide socket guard: any connection that is not loopback or a unix
   socket raises :class:`NetworkBlocked` and fails the test that made it.
 * ``real_advisor``: ONE real advisor (USE embedder, Chroma, bundled corpus)
@@ -315,6 +318,44 @@ def corpus_copy(tmp_path: Path, corpus_dir: Path) -> Path:
 @pytest.fixture
 def fake_embedder() -> FakeEmbedder:
     return FakeEmbedder()
+
+
+FAKE_NAME = "test-fake"  # the name the fakes are registered under (and the CLI tests' sitecustomize uses)
+
+
+class RegisteredFakes:
+    """What ``registered_fakes`` registered: every fake the registries made, and the script new generators get."""
+
+    name = FAKE_NAME
+
+    def __init__(self) -> None:
+        self.embedders: list[FakeEmbedder] = []
+        self.generators: list[FakeGenerator] = []
+        self.script: Script = ""
+
+    def make_embedder(self, threads: int | None = None) -> FakeEmbedder:
+        self.embedders.append(FakeEmbedder())
+        return self.embedders[-1]
+
+    def make_generator(self, settings: Any = None, progress: Any = None) -> FakeGenerator:
+        self.generators.append(FakeGenerator(self.script, n_ctx=settings.n_ctx if settings is not None else 4096))
+        return self.generators[-1]
+
+
+@pytest.fixture
+def registered_fakes() -> Iterator[RegisteredFakes]:
+    """FakeEmbedder and FakeGenerator registered as ``test-fake`` (embedder and generator) for one test."""
+    from advisor.embedders import register_embedder, unregister_embedder
+    from advisor.generation import register_generator, unregister_generator
+
+    fakes = RegisteredFakes()
+    register_embedder(FAKE_NAME, fakes.make_embedder)
+    register_generator(FAKE_NAME, fakes.make_generator)
+    try:
+        yield fakes
+    finally:
+        unregister_embedder(FAKE_NAME)
+        unregister_generator(FAKE_NAME)
 
 
 @pytest.fixture

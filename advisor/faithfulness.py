@@ -25,13 +25,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from advisor.generation import Generator
-from advisor.prompts import Message, check_messages
+from advisor.prompts import Message, check_messages, claim_messages
 
 __all__ = [
+    "CLAIM_JUDGE",
     "JUDGE_THRESHOLD",
     "TRANSLATION_THRESHOLD",
     "Verdict",
     "check_claim",
+    "claim_probability",
     "lexical_conflicts",
     "members",
     "model_check",
@@ -225,14 +227,9 @@ def yes_probability(generator: Generator, messages: Sequence[Message]) -> float:
 
 
 def model_check(
-    generator: Generator,
-    source: str,
-    source_lang: str,
-    claim: str,
-    claim_lang: str,
-    threshold: float = JUDGE_THRESHOLD,
+    generator: Generator, source: str, source_lang: str, claim: str, claim_lang: str, threshold: float = JUDGE_THRESHOLD
 ) -> Verdict:
-    """Whether the model, asked strictly, finds that ``claim`` says what ``source`` says."""
+    """Whether the model, asked strictly, finds that ``claim`` says what ``source`` says (see check_claim)."""
     p = yes_probability(generator, check_messages(source, source_lang, claim, claim_lang))
     if p < threshold:
         return Verdict(False, p, (f"the model's check found a difference (p={p:.2f})",))
@@ -254,3 +251,16 @@ def check_claim(
     if generator is None:
         return Verdict(True, float("nan"))
     return model_check(generator, source, source_lang, claim, claim_lang, threshold)
+
+
+# The model's probability of "yes" at which a statement of an answer counts as making an expected
+# claim (``advisor eval``'s claim_recall with a model). Measured with scripts/faithfulness.py
+# --claim-match on tests/data/claim_match.yaml (52 hand-labelled pairs): 0.6 agrees with 38/52 labels,
+# finds 19/28 real matches and wrongly matches 5/24; 0.5 agrees 37/52 but wrongly matches 12/24 (a
+# lenient judge would flatter the metric). The cosine rule agreed 22/52 (chance).
+CLAIM_JUDGE = 0.6
+
+
+def claim_probability(generator: Generator, statement: str, claim: str) -> float:
+    """The model's probability that ``statement`` (from an answer) makes the expected point ``claim``."""
+    return yes_probability(generator, claim_messages(statement, claim))

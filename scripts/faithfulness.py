@@ -10,10 +10,14 @@ ones it keeps, plus the model's yes-probability threshold sweep::
     HF_HUB_OFFLINE=1 python scripts/faithfulness.py                  # default model
     HF_HUB_OFFLINE=1 python scripts/faithfulness.py --model PATH.gguf --json out.json
 
-The lexical check needs no model; ``--no-model`` runs only that one.
-``--claim-match`` instead measures the rule ``advisor eval``'s ``claim_recall`` uses (cosine of
-the bundled embedder >= CLAIM_MATCH and no lexical conflict) on ``tests/data/claim_match.yaml``
-(hand-labelled pairs of an answer sentence and an expected claim), at several thresholds.
+The lexical check needs no model; ``--no-model`` runs only that one. ``--likelihood`` adds the
+alternatives measured against the yes/no check: how likely the model finds the claim as its own
+translation of the evidence, and the reverse.
+``--claim-match`` instead measures the rules ``advisor eval``'s ``claim_recall`` uses on
+``tests/data/claim_match.yaml`` (hand-labelled pairs of an answer sentence and an expected claim),
+at several thresholds: with the model, its yes-probability for "does the statement make the
+expected point?" (CLAIM_JUDGE); without (``--no-model``), cosine >= CLAIM_MATCH and no lexical
+conflict.
 """
 
 from __future__ import annotations
@@ -70,10 +74,15 @@ def tally(rows: list[dict[str, Any]], stopped: str) -> dict[str, Any]:
     }
 
 
-def claim_match_report(path: Path) -> dict[str, Any]:
-    """Agreement of ``claim_recall``'s matching rule with hand labels, by threshold."""
+def claim_match_report(path: Path, gen: Any | None) -> dict[str, Any]:
+    """Agreement of ``claim_recall``'s matching rules with hand labels, by threshold.
+
+    Without a model: cosine >= t and no lexical conflict. With one (what ``advisor eval`` uses
+    when it runs the model): cosine >= CLAIM_CANDIDATE and the model's yes-probability >= t.
+    """
     from advisor.embedders import make_embedder
-    from advisor.evaluation import CLAIM_MATCH
+    from advisor.evaluation import CLAIM_CANDIDATE, CLAIM_MATCH
+    from advisor.faithfulness import CLAIM_JUDGE, claim_probability
 
     items = yaml.safe_load(path.read_text(encoding="utf-8"))
     emb = make_embedder("use-multilingual", None)
@@ -81,16 +90,63 @@ def claim_match_report(path: Path) -> dict[str, Any]:
     b = emb.embed_documents([i["claim"] for i in items])
     sims = [float(x @ y) for x, y in zip(a, b, strict=True)]
     conflict = [bool(lexical_conflicts(i["claim"], i["lang"], i["sentence"], i["lang"])) for i in items]
-    report: dict[str, Any] = {"pairs": len(items), "claim_match_threshold_in_use": CLAIM_MATCH}
-    for t in (0.3, 0.4, 0.5, 0.6, 0.7):
-        said = [sim >= t and not c for sim, c in zip(sims, conflict, strict=True)]
+
+    def agreement(said: list[bool]) -> str:
         agree = sum(s == bool(i["match"]) for s, i in zip(said, items, strict=True))
         found = sum(s and i["match"] for s, i in zip(said, items, strict=True))
         wrong = sum(s and not i["match"] for s, i in zip(said, items, strict=True))
-        report[str(t)] = (
+        return (
             f"agrees {agree}/{len(items)}; matches found {found}/{sum(bool(i['match']) for i in items)}; "
             f"non-matches matched {wrong}/{sum(not i['match'] for i in items)}"
         )
+
+    report: dict[str, Any] = {"pairs": len(items), "embedding_rule": {"threshold_in_use": CLAIM_MATCH}}
+    for t in (0.3, 0.4, 0.5, 0.6, 0.7):
+        report["embedding_rule"][str(t)] = agreement(
+            [sim >= t and not c for sim, c in zip(sims, conflict, strict=True)]
+        )
+    if gen is not None:
+        probs = [claim_probability(gen, i["sentence"], i["claim"]) for i in items]
+        report["model_rule"] = {"threshold_in_use": CLAIM_JUDGE, "candidate_cosine": CLAIM_CANDIDATE}
+        for t in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
+            said = [sim >= CLAIM_CANDIDATE and p >= t for sim, p in zip(sims, probs, strict=True)]
+            report["model_rule"][str(t)] = agreement(said)
+    return report
+
+
+def likelihood_report(rows: list[dict[str, Any]], gen: Any) -> dict[str, Any]:
+    """Alternatives to the yes/no check, measured: how likely the model finds the claim as a translation.
+
+    Per pair: the mean log-probability of the claim as the model's translation of the evidence
+    (forward), of the evidence as its translation of the claim (backward), and the forward score
+    minus the claim's score with no evidence (pointwise mutual information). For each, the threshold
+    with the best balance of wrong claims stopped and right ones kept (with the lexical check),
+    chosen on this very set, so an optimistic bound.
+    """
+    from statistics import mean
+
+    from advisor.prompts import LANGUAGE_NAMES, translate_messages
+
+    feats: list[dict[str, float]] = []
+    for r in rows:
+        fwd = gen.score(translate_messages(r["evidence"], r["lang"]), r["claim"])
+        bwd = gen.score(translate_messages(r["claim"], r["evidence_lang"]), r["evidence"])
+        plain = [{"role": "user", "content": f"Write one sentence in {LANGUAGE_NAMES.get(r['lang'], 'English')}."}]
+        alone = gen.score(plain, r["claim"])
+        feats.append({"forward": mean(fwd), "backward": mean(bwd), "pmi": mean(fwd) - mean(alone)})
+    wrong = sum(r["label"] == "wrong" for r in rows)
+    right = len(rows) - wrong
+    report: dict[str, Any] = {}
+    for name in ("forward", "backward", "pmi"):
+        best = (-1.0, "")
+        for t in sorted({f[name] for f in feats}):
+            stop = [bool(r["lexical"]) or f[name] < t for r, f in zip(rows, feats, strict=True)]
+            stopped = sum(s for s, r in zip(stop, rows, strict=True) if r["label"] == "wrong")
+            kept = sum(not s for s, r in zip(stop, rows, strict=True) if r["label"] != "wrong")
+            balance = min(stopped / wrong, kept / right)
+            if balance > best[0]:
+                best = (balance, f"threshold {t:.3f}: stops {stopped}/{wrong}, keeps {kept}/{right}")
+        report[name] = best[1]
     return report
 
 
@@ -102,17 +158,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threshold", type=float, default=JUDGE_THRESHOLD)
     parser.add_argument("--json", type=Path, default=None, help="write every pair's scores here")
     parser.add_argument("--claim-match", action="store_true", help="measure claim_recall's matching rule instead")
+    parser.add_argument("--likelihood", action="store_true", help="also measure translation-likelihood checks")
     args = parser.parse_args(argv)
-    if args.claim_match:
-        print(json.dumps(claim_match_report(REPO / "tests" / "data" / "claim_match.yaml"), indent=2))
-        return 0
-
-    rows = load(args.claims)
     gen = None
     if not args.no_model:
         from advisor.generation import LlamaCppGenerator, default_model_path
 
         gen = LlamaCppGenerator(args.model or default_model_path(), n_ctx=2048)
+    if args.claim_match:
+        print(json.dumps(claim_match_report(REPO / "tests" / "data" / "claim_match.yaml", gen), indent=2))
+        return 0
+
+    rows = load(args.claims)
     t0 = time.perf_counter()
     for n, r in enumerate(rows, start=1):
         r["lexical"] = lexical_conflicts(r["evidence"], r["evidence_lang"], r["claim"], r["lang"])
@@ -138,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
             sweep[str(t)] = f"stops {stops}, keeps {t_report['right_kept']}/{t_report['right']}"
         report["combined_by_threshold"] = sweep
         report["seconds_per_pair"] = round((time.perf_counter() - t0) / len(rows), 2)
+        if args.likelihood:
+            report["likelihood_best_threshold"] = likelihood_report(rows, gen)
     print(json.dumps(report, indent=2, ensure_ascii=False))
     if args.json:
         args.json.write_text(

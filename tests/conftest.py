@@ -97,11 +97,13 @@ class FakeGenerator:
         n_ctx: int = 4096,
         name: str = "fake-llm",
         judge: Callable[[Sequence[dict[str, str]]], float] | None = None,
+        coverage: float = 1.0,
     ) -> None:
         self.script = script
         self.n_ctx = n_ctx
         self.name = name
         self.judge = judge  # the probability of "yes" to a check prompt; None: always yes
+        self.coverage = coverage  # the probability of "COVERED: yes" to the answer prompt
         self.calls: list[list[dict[str, str]]] = []
         self.grammars: list[str | None] = []
 
@@ -130,16 +132,20 @@ class FakeGenerator:
         import math
 
         p = 1.0 if self.judge is None else self.judge(messages)
-        share = p if reply.lower() == "yes" else 1.0 - p
+        if prompt_kind(messages) == "answer":  # the coverage question: "COVERED: yes" or "COVERED: no"
+            p = self.coverage
+        said = reply.lower().split()[-1]
+        share = p if said == "yes" else 1.0 - p
         return [math.log(max(share / 2, 1e-12))]
 
 
 def prompt_kind(messages: Sequence[dict[str, str]]) -> str:
-    """Which request of the advisor's ``messages`` are: "translate", "check" or "answer"."""
-    from advisor.prompts import ANSWER_SYSTEM, CHECK_SYSTEM, TRANSLATE_SYSTEM
+    """Which request of the advisor's ``messages`` are: "translate", "check", "answer" or "claim"."""
+    from advisor.prompts import ANSWER_SYSTEM, CHECK_SYSTEM, CLAIM_SYSTEM, TRANSLATE_SYSTEM
 
     system = messages[0]["content"]
-    return {TRANSLATE_SYSTEM: "translate", CHECK_SYSTEM: "check", ANSWER_SYSTEM: "answer"}[system]
+    kinds = {TRANSLATE_SYSTEM: "translate", CHECK_SYSTEM: "check", ANSWER_SYSTEM: "answer", CLAIM_SYSTEM: "claim"}
+    return kinds[system]
 
 
 def evidence_lines(messages: Sequence[dict[str, str]]) -> list[str]:

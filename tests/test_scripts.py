@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from conftest import FakeEmbedder
+import pytest
+from conftest import FakeEmbedder, FakeGenerator
 
 from advisor.chunking import CHUNKER_VERSION
 from advisor.settings import load_settings
@@ -48,3 +49,30 @@ def test_sweep_explains_itself_and_refuses_bad_arguments_in_one_line(capsys: obj
     assert sweep.main([str(SCRIPTS / "no-such-file.yaml")]) != 0
     err = capsys.readouterr().err.strip().splitlines()  # type: ignore[attr-defined]
     assert len(err) == 2 and all(line.startswith("error: ") for line in err)
+
+
+def test_coverage_sweep_counts_abstentions_by_retrieval_and_by_the_models_probability() -> None:
+    coverage = load_script("coverage")
+    assert coverage.__doc__ and "python scripts/coverage.py" in coverage.__doc__
+    rows = [
+        {"id": "a", "in_scope": False, "abstain": True},  # retrieval abstained: counts at every floor
+        {"id": "b", "in_scope": False, "abstain": False, "p": 0.35},
+        {"id": "c", "in_scope": True, "abstain": False, "p": 0.45},
+        {"id": "d", "in_scope": True, "abstain": False, "p": 0.95},
+    ]
+    table = {row["floor"]: row for row in coverage.sweep(rows)}
+    assert table[0.3] == {"floor": 0.3, "out_of_scope_abstained": "1/2", "in_scope_refused": "0/2"}
+    assert table[0.4] == {"floor": 0.4, "out_of_scope_abstained": "2/2", "in_scope_refused": "0/2"}
+    assert table[0.5] == {"floor": 0.5, "out_of_scope_abstained": "2/2", "in_scope_refused": "1/2"}
+
+
+def test_the_coverage_probability_is_read_from_the_models_scores_of_both_replies() -> None:
+    coverage = load_script("coverage")
+    gen = FakeGenerator(coverage=0.2)
+    p = coverage.coverage_probability(
+        gen,
+        "How should I counter a salary offer from the recruiter?",
+        "en",
+        ["Counter politely with a researched salary range."],
+    )
+    assert p == pytest.approx(0.2)

@@ -400,6 +400,17 @@ def assert_store_is_consistent(adv: Any) -> None:
         assert source[c.meta["start"] : c.meta["end"]] == c.text, (c.meta["path"], c.meta["start"])
 
 
+def write_docs(folder: Path, files: dict[str, str | bytes]) -> Path:
+    """A new folder holding ``files`` (name -> UTF-8 text or bytes)."""
+    folder.mkdir(parents=True)
+    for name, content in files.items():
+        if isinstance(content, bytes):
+            (folder / name).write_bytes(content)
+        else:
+            (folder / name).write_text(content, encoding="utf-8")
+    return folder
+
+
 def corpus_files(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.txt"))
 

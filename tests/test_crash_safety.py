@@ -145,8 +145,9 @@ def kill_during_ingest(args: Sequence[str], delay: float | None) -> tuple[str, f
     return ("killed" if proc.returncode == -signal.SIGKILL else "finished"), seconds
 
 
-def run_kills(n_examples: int, body: Callable[[float], None]) -> None:
-    """``body(fraction)`` for an explicit mid-way kill plus ``n_examples`` drawn by hypothesis."""
+def run_kills(n_examples: int, body: Callable[[float], str], label: str) -> list[str]:
+    """``body(fraction)`` for an explicit mid-way kill plus ``n_examples`` drawn by hypothesis; their outcomes."""
+    outcomes: list[str] = []
 
     @hypothesis.settings(
         max_examples=n_examples,
@@ -157,9 +158,11 @@ def run_kills(n_examples: int, body: Callable[[float], None]) -> None:
     @hypothesis.example(fraction=0.5)
     @hypothesis.given(fraction=st.floats(min_value=0.0, max_value=1.0, allow_nan=False))
     def kills(fraction: float) -> None:
-        body(fraction)
+        outcomes.append(body(fraction))
 
     kills()
+    print(f"{label} outcomes: {sorted(outcomes)}")
+    return outcomes
 
 
 @dataclass(frozen=True)
@@ -185,31 +188,25 @@ def crash_corpus(tmp_path_factory: pytest.TempPathFactory) -> CrashCorpus:
     return CrashCorpus(corpus, reference, seconds)
 
 
-def crash_and_resume(crash_corpus: CrashCorpus, home: Path, fraction: float, outcomes: list[str]) -> None:
+def crash_and_resume(crash_corpus: CrashCorpus, home: Path, fraction: float) -> str:
+    """Kill an ingest ``fraction`` of the way, resume it, compare; how the kill landed."""
     outcome, _ = kill_during_ingest([str(home), str(crash_corpus.corpus)], fraction * crash_corpus.seconds)
     adv = Advisor(home=home, embedder=FakeEmbedder())
     stored = adv.store.count()
     if outcome == "killed":
         total = len(crash_corpus.reference.chunks)
         outcome = "killed-empty" if stored == 0 else ("killed-partial" if stored < total else "killed-after-writes")
-    outcomes.append(outcome)
     report = adv.ingest([crash_corpus.corpus])  # resume: no StoreLockedError from the dead child
     assert not report.warnings, report.warnings
     assert_store_equals(adv, crash_corpus.reference)
     assert adv.ingest([crash_corpus.corpus]).chunks_added == 0  # and it is now complete
     assert adv.retrieve("LinkedIn Interviewer Vorstellungsgespräch", k=3)
     adv.close()
+    return outcome
 
 
 def _kill_test(crash_corpus: CrashCorpus, tmp_path_factory: pytest.TempPathFactory, n: int) -> list[str]:
-    outcomes: list[str] = []
-
-    def body(fraction: float) -> None:
-        crash_and_resume(crash_corpus, tmp_path_factory.mktemp("killed-home"), fraction, outcomes)
-
-    run_kills(n, body)
-    print(f"kill outcomes: {sorted(outcomes)}")
-    return outcomes
+    return run_kills(n, lambda f: crash_and_resume(crash_corpus, tmp_path_factory.mktemp("killed-home"), f), "kill")
 
 
 def test_an_ingest_killed_at_a_random_moment_resumes_to_the_clean_result(
@@ -272,9 +269,7 @@ def update_corpus(tmp_path_factory: pytest.TempPathFactory) -> UpdateCorpus:
 
 
 def _update_kill_test(update_corpus: UpdateCorpus, tmp_path_factory: pytest.TempPathFactory, n: int) -> list[str]:
-    outcomes: list[str] = []
-
-    def body(fraction: float) -> None:
+    def body(fraction: float) -> str:
         root = tmp_path_factory.mktemp("update-kill")
         corpus = root / "corpus"
         shutil.copytree(update_corpus.template, corpus)
@@ -286,14 +281,12 @@ def _update_kill_test(update_corpus: UpdateCorpus, tmp_path_factory: pytest.Temp
             shas = {m["doc_sha"] for _, m in adv.store.metadata_index() if m["doc_id"] == "job-search-notes"}
             new_sha = hashlib.sha256(update_corpus.new_text.read_bytes()).hexdigest()
             outcome = "killed-" + "+".join(sorted("new" if sha == new_sha else "old" for sha in shas))
-        outcomes.append(outcome)
         adv.ingest([corpus])
         assert_store_equals(adv, update_corpus.reference, ignore_meta=("path", "root"))
         adv.close()
+        return outcome
 
-    run_kills(n, body)
-    print(f"update kill outcomes: {sorted(outcomes)}")
-    return outcomes
+    return run_kills(n, body, "update kill")
 
 
 def test_a_killed_update_of_one_document_resumes_to_the_clean_result(

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ADVISOR_BIN, assert_one_line_error, free_port, read_source, run_advisor
+from conftest import ADVISOR_BIN, assert_one_line_error, free_port, read_source, run_advisor, write_docs
 
 pytestmark = pytest.mark.integration
 
@@ -267,14 +267,12 @@ def test_advisor_alone_prints_the_help(tmp_path: Path, cli_env: dict[str, str]) 
 def test_documents_and_file_names_cannot_control_the_terminal(
     home_copy: Path, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "escape.md").write_text(
+    escape = (
         "# Referral timing\n\nAsk your contact for a referral after the first interview"
-        "\x1b]0;PWNED\x07 and thank them\x1b]52;c;ZWNobyBwd25lZA==\x07 afterwards.\n",
-        encoding="utf-8",
+        "\x1b]0;PWNED\x07 and thank them\x1b]52;c;ZWNobyBwd25lZA==\x07 afterwards.\n"
     )
-    (docs / "a\nerror: disk full, all documents deleted.md").write_bytes(b"\x00\x01binary")
+    forged = "a\nerror: disk full, all documents deleted.md"  # a file name forging an error line
+    docs = write_docs(tmp_path / "docs", {"escape.md": escape, forged: b"\x00\x01binary"})
     ingest = run(["ingest", str(docs)], home_copy, cli_env)
     assert ingest.returncode == 0, ingest.stderr
     assert not any(line.startswith("error:") for line in ingest.stderr.splitlines()), ingest.stderr

@@ -3,7 +3,7 @@
 The documents are real files made by the libraries people's tools use (fpdf2,
 python-docx, hand-written HTML; see ``format_docs.py``); stores are real Chroma
 stores in temporary folders. The CLI tests run the ``advisor`` script with the
-``test-fake`` embedder of ``test_hardening``; the scenario test runs the real
+``test-fake`` embedder (conftest's ``hook_env``); the scenario test runs the real
 bundled USE embedder.
 """
 

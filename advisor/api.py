@@ -34,7 +34,7 @@ from advisor.rerank import Reranker, make_reranker
 from advisor.retrieval import Retrieval, Retriever, word_threshold
 from advisor.safety import MAX_QUESTION_CHARS, clean_question
 from advisor.settings import MAX_K, Settings, load_settings
-from advisor.store import ChromaStore
+from advisor.store import ChromaStore, Store
 from advisor.translation import TranslationCache
 from advisor.types import Answer, DocumentInfo, IngestReport, Passage, embedding_text
 from advisor.wordmatch import WordMatcher
@@ -112,7 +112,7 @@ class Advisor:
         self._generator = generator
         self._reranker = reranker
         self._reranker_loaded = reranker is not None
-        self._store: ChromaStore | None = None
+        self._store: Store | None = None
         self._retriever: Retriever | None = None
         self._words: WordMatcher | None = None
         self._answers: dict[tuple[Any, ...], Answer] = {}
@@ -133,7 +133,7 @@ class Advisor:
         return self._embedder
 
     @property
-    def store(self) -> ChromaStore:
+    def store(self) -> Store:
         with self._loading:
             if self._store is None:
                 s, e = self.settings, self.embedder

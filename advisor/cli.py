@@ -8,10 +8,12 @@ Heavy libraries are not imported here (tests enforce it), so ``--help`` is fast.
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import os
 import sys
 import textwrap
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -126,6 +128,59 @@ GlossOpt = Annotated[
     ),
 ]
 
+# The options that say which advisor a command opens: command parameter -> (Advisor setting, option).
+_ADVISOR_OPTIONS: dict[str, tuple[str, Any]] = {
+    "model": ("model", ModelOpt),
+    "llm_url": ("llm_url", LlmUrlOpt),
+    "rerank": ("reranker", RerankOpt),
+    "gloss": ("gloss", GlossOpt),
+    "home": ("home", HomeOpt),
+    "embedder": ("embedder", EmbedderOpt),
+    "chroma_url": ("chroma_url", ChromaOpt),
+}
+MODEL_OPTIONS = ("model", "llm_url", "rerank")
+STORE_OPTIONS = ("home", "embedder", "chroma_url")
+
+
+class Chosen:
+    """The advisor a command's options chose; :meth:`open` opens it (settings not given stay as configured)."""
+
+    def __init__(self, overrides: dict[str, Any]) -> None:
+        self.overrides = overrides
+
+    def open(self, **more: Any) -> Advisor:
+        return _advisor(**self.overrides, **more)
+
+
+def _opens_advisor(*names: str) -> Callable[[F], F]:
+    """Give a command the options ``names`` (after its own, before a last ``--json``) as one ``chosen: Chosen``."""
+
+    def decorate(func: F) -> F:
+        hints = typing.get_type_hints(func, include_extras=True)
+        own = [
+            p.replace(annotation=hints[p.name], kind=inspect.Parameter.KEYWORD_ONLY)
+            for p in inspect.signature(func).parameters.values()
+            if p.name != "chosen"
+        ]
+        cut = len(own) - 1 if own and own[-1].name == "as_json" else len(own)
+        added = [
+            inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=_ADVISOR_OPTIONS[n][1])
+            for n in names
+        ]
+        params = own[:cut] + added + own[cut:]
+
+        @functools.wraps(func)
+        def wrapper(**kwargs: Any) -> Any:
+            chosen = Chosen({_ADVISOR_OPTIONS[n][0]: kwargs.pop(n) for n in names})
+            return func(chosen=chosen, **kwargs)
+
+        wrapper.__signature__ = inspect.Signature(params, return_annotation=None)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
 # Control characters from documents, file names or a model must not reach the
 # terminal (safety.CONTROL_CHARS): every text line goes through _echo, which
 # shows them as U+FFFD, and _line keeps an untrusted value on its line, so a
@@ -217,7 +272,9 @@ def _report_text(report: IngestReport) -> str:
 
 @app.command()
 @_handle_errors
+@_opens_advisor(*STORE_OPTIONS)
 def ingest(
+    chosen: Chosen,
     paths: Annotated[
         list[Path] | None,
         typer.Argument(
@@ -228,13 +285,10 @@ def ingest(
     reindex: Annotated[
         bool, typer.Option("--reindex", help="Drop the store and embed everything again (after changing the embedder).")
     ] = False,
-    home: HomeOpt = None,
-    embedder: EmbedderOpt = None,
-    chroma_url: ChromaOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Read, chunk and embed documents into the store; unchanged files are skipped."""
-    adv = _advisor(home=home, embedder=embedder, chroma_url=chroma_url)
+    adv = chosen.open()
     bar, update = _progress_bar("ingest")
     with bar:
         report = adv.ingest(paths or None, progress=update, reindex=reindex)
@@ -248,17 +302,16 @@ def ingest(
 
 @app.command()
 @_handle_errors
+@_opens_advisor(*STORE_OPTIONS)
 def sources(
-    home: HomeOpt = None,
-    embedder: EmbedderOpt = None,
-    chroma_url: ChromaOpt = None,
+    chosen: Chosen,
     as_json: JsonOpt = False,
 ) -> None:
     """List the documents in the store: the source id citations use, language, chunks, title, path.
 
     A document whose file changed or went away since it was ingested is flagged.
     """
-    adv = _advisor(home=home, embedder=embedder, chroma_url=chroma_url)
+    adv = chosen.open()
     docs = adv.documents()
     if as_json:
         _print_json([d.to_dict() for d in docs])
@@ -281,7 +334,9 @@ def sources(
 
 @app.command()
 @_handle_errors
+@_opens_advisor(*STORE_OPTIONS)
 def remove(
+    chosen: Chosen,
     targets: Annotated[
         list[str],
         typer.Argument(
@@ -289,9 +344,6 @@ def remove(
             show_default=False,
         ),
     ],
-    home: HomeOpt = None,
-    embedder: EmbedderOpt = None,
-    chroma_url: ChromaOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Forget documents: their chunks leave the store (the files are not touched).
@@ -299,7 +351,7 @@ def remove(
     All or nothing: if one name matches no stored document, nothing is removed.
     advisor ingest PATH brings a document back.
     """
-    adv = _advisor(home=home, embedder=embedder, chroma_url=chroma_url)
+    adv = chosen.open()
     report = adv.remove(targets)
     if as_json:
         _print_json(report.to_dict())
@@ -366,12 +418,12 @@ def _prepare_model(adv: Advisor) -> None:
 
 @app.command()
 @_handle_errors
+@_opens_advisor(*MODEL_OPTIONS, "gloss", *STORE_OPTIONS)
 def ask(
+    chosen: Chosen,
     question: Annotated[str, typer.Argument(help="Your question, in English, Spanish or German.")],
     k: KOpt = None,
     no_llm: NoLlmOpt = False,
-    model: ModelOpt = None,
-    llm_url: LlmUrlOpt = None,
     timeout: Annotated[
         float | None,
         typer.Option("--timeout", help="Seconds before generation is cut off (default 120).", show_default=False),
@@ -379,11 +431,6 @@ def ask(
     explain: Annotated[
         bool, typer.Option("--explain", help="Also show each cited passage whole and every retrieved candidate.")
     ] = False,
-    rerank: RerankOpt = None,
-    gloss: GlossOpt = None,
-    home: HomeOpt = None,
-    embedder: EmbedderOpt = None,
-    chroma_url: ChromaOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Answer a question with the sentences it rests on, translated where they are in another language.
@@ -393,9 +440,7 @@ def ask(
     otherwise the quoted sentences themselves (extractive). Each quote is verbatim, with its
     document, offsets and a checked machine translation when it is in another language.
     """
-    adv = _advisor(
-        home=home, embedder=embedder, chroma_url=chroma_url, model=model, llm_url=llm_url, reranker=rerank, gloss=gloss
-    )
+    adv = chosen.open()
     stream = not as_json and sys.stderr.isatty() and not no_llm
     streamed: list[str] = []
 
@@ -419,21 +464,14 @@ def ask(
 
 @app.command()
 @_handle_errors
+@_opens_advisor(*MODEL_OPTIONS, "gloss", *STORE_OPTIONS)
 def chat(
+    chosen: Chosen,
     k: KOpt = None,
     no_llm: NoLlmOpt = False,
-    model: ModelOpt = None,
-    llm_url: LlmUrlOpt = None,
-    rerank: RerankOpt = None,
-    gloss: GlossOpt = None,
-    home: HomeOpt = None,
-    embedder: EmbedderOpt = None,
-    chroma_url: ChromaOpt = None,
 ) -> None:
     """Ask questions one after another; models stay loaded and follow-ups use the conversation."""
-    adv = _advisor(
-        home=home, embedder=embedder, chroma_url=chroma_url, model=model, llm_url=llm_url, reranker=rerank, gloss=gloss
-    )
+    adv = chosen.open()
     adv.check_question("?", k)  # a bad -k fails before anything loads
     if not no_llm:
         _prepare_model(adv)
@@ -491,7 +529,9 @@ def _print_eval(report: EvalReport, old: dict[str, Any] | None, failures: list[s
 
 @app.command(name="eval")
 @_handle_errors
+@_opens_advisor(*MODEL_OPTIONS, *STORE_OPTIONS)
 def evaluate(
+    chosen: Chosen,
     scenarios: Annotated[Path, typer.Argument(help="Scenario file (.yaml or .jsonl); format in docs/reference.md.")],
     out: Annotated[
         Path, typer.Option("--out", help="Directory for results.jsonl, summary.json, report.md, junit.xml.")
@@ -520,12 +560,6 @@ def evaluate(
     ] = None,
     k: KOpt = None,
     concurrency: Annotated[int, typer.Option("--concurrency", help="Scenarios in parallel (needs --llm-url).")] = 1,
-    model: ModelOpt = None,
-    llm_url: LlmUrlOpt = None,
-    rerank: RerankOpt = None,
-    home: HomeOpt = None,
-    embedder: EmbedderOpt = None,
-    chroma_url: ChromaOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a scenario file through one loaded advisor and write metrics and reports."""
@@ -534,9 +568,7 @@ def evaluate(
     parsed_floors = parse_floors(floors or [])
     old = load_baseline(baseline) if baseline else None  # a bad baseline fails before the run, not after
     items = _scenarios_to_run(scenarios, tag, limit)
-    adv = _advisor(
-        home=home, embedder=embedder, chroma_url=chroma_url, model=model, k=k, llm_url=llm_url, reranker=rerank
-    )
+    adv = chosen.open(k=k)
     if not no_llm and not retrieval_only and concurrency == 1:  # (other values are checked by evaluate)
         _prepare_model(adv)
     bar, update = _progress_bar("eval")
@@ -559,7 +591,9 @@ def evaluate(
 
 @app.command()
 @_handle_errors
+@_opens_advisor(*MODEL_OPTIONS, "gloss", *STORE_OPTIONS)
 def serve(
+    chosen: Chosen,
     host: Annotated[
         str, typer.Option("--host", help="Address to listen on; anything but loopback needs --token.")
     ] = "127.0.0.1",
@@ -586,13 +620,6 @@ def serve(
         float, typer.Option("--max-upload-mb", help="Largest document upload, in MiB.", min=0.001, max=64)
     ] = 10.0,
     no_llm: NoLlmOpt = False,
-    model: ModelOpt = None,
-    llm_url: LlmUrlOpt = None,
-    rerank: RerankOpt = None,
-    gloss: GlossOpt = None,
-    home: HomeOpt = None,
-    embedder: EmbedderOpt = None,
-    chroma_url: ChromaOpt = None,
 ) -> None:
     """Serve the ask page, the documents page and an HTTP JSON API (see docs/reference.md) on this machine."""
     try:
@@ -602,9 +629,7 @@ def serve(
     from advisor.webguard import check_bind
 
     check_bind(host, token)  # before any model loads
-    adv = _advisor(
-        home=home, embedder=embedder, chroma_url=chroma_url, model=model, llm_url=llm_url, reranker=rerank, gloss=gloss
-    )
+    adv = chosen.open()
     _echo("loading models…", err=True)
     run_server(
         adv,

@@ -7,6 +7,8 @@ the CLI exits with. Anything else escaping the CLI is a bug.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "AdvisorError",
     "ConfigError",
@@ -27,37 +29,37 @@ def first_line(exc: BaseException) -> str:  # a helper, not exported: this modul
 
 
 class AdvisorError(Exception):
-    """Base class: a problem the user can fix. ``str(err)`` is a one-line message."""
+    """Base class: a problem the user can fix. ``str(err)`` is a one-line message.
+
+    A subclass with its own exit code names it in its header: ``class InputError(AdvisorError, exit_code=2)``.
+    """
 
     exit_code = 1
+
+    def __init_subclass__(cls, exit_code: int | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if exit_code is not None:
+            cls.exit_code = exit_code
 
     def __init__(self, message: str) -> None:
         # One line, always: a message is printed as ``error: <message>``.
         super().__init__(" ".join(message.split()))
 
 
-class InputError(AdvisorError):
+class InputError(AdvisorError, exit_code=2):
     """Bad question or bad command-line value (empty question, k < 1, ...)."""
 
-    exit_code = 2
 
-
-class DocumentError(AdvisorError):
+class DocumentError(AdvisorError, exit_code=3):
     """A path to ingest does not exist, is unreadable or is not a document."""
 
-    exit_code = 3
 
-
-class ModelError(AdvisorError):
+class ModelError(AdvisorError, exit_code=4):
     """The language model or embedder is missing, unreadable or not what it claims."""
 
-    exit_code = 4
 
-
-class StoreError(AdvisorError):
+class StoreError(AdvisorError, exit_code=5):
     """The vector store cannot be opened or used."""
-
-    exit_code = 5
 
 
 class EmbedderMismatchError(StoreError):
@@ -68,19 +70,13 @@ class StoreLockedError(StoreError):
     """Another process is writing the store."""
 
 
-class ConfigError(AdvisorError):
+class ConfigError(AdvisorError, exit_code=6):
     """Invalid settings (environment, TOML file or arguments)."""
 
-    exit_code = 6
 
-
-class ScenarioError(AdvisorError):
+class ScenarioError(AdvisorError, exit_code=7):
     """A scenario file is malformed; the message names the line and field."""
 
-    exit_code = 7
 
-
-class GenerationError(AdvisorError):
+class GenerationError(AdvisorError, exit_code=8):
     """The generator failed (timeout, unreachable endpoint, context overflow)."""
-
-    exit_code = 8

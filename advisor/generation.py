@@ -113,15 +113,9 @@ class ChatRequest:
 class ChatBackend:
     """The built-in generators' ``chat``: its arguments become one :class:`ChatRequest` for ``_complete``."""
 
-    def chat(
-        self,
-        messages: Sequence[Message],
-        max_tokens: int,
-        on_token: TokenSink | None = None,
-        timeout: float = 120.0,
-        grammar: str | None = None,
-    ) -> Generation:
-        return self._complete(ChatRequest(messages, max_tokens, on_token, timeout, grammar))
+    def chat(self, *args: Any, **kwargs: Any) -> Generation:
+        """:meth:`Generator.chat`; its arguments (see there) are :class:`ChatRequest`'s fields."""
+        return self._complete(ChatRequest(*args, **kwargs))
 
     def _complete(self, call: ChatRequest) -> Generation:
         raise NotImplementedError

@@ -48,7 +48,7 @@ from advisor.readers import (
     text_file_sha,
 )
 from advisor.safety import UTF16_BOMS, decode_text, looks_like_instructions
-from advisor.store import ChromaStore
+from advisor.store import Store
 from advisor.types import Chunk, Document, DocumentInfo, IngestReport, Passage
 from advisor.wordmatch import WordMatcher
 
@@ -302,7 +302,7 @@ def _describe(
     return Document(doc_id, str(path), title, lang, text, sha, note, text_path, pages)
 
 
-def _stored_docs(store: ChromaStore) -> dict[str, _StoredDoc]:
+def _stored_docs(store: Store) -> dict[str, _StoredDoc]:
     docs: dict[str, _StoredDoc] = {}
     for cid, meta in store.metadata_index():
         doc = docs.setdefault(str(meta.get("doc_id")), _StoredDoc())
@@ -333,7 +333,7 @@ def _file_state(path: str, shas: set[str]) -> str:
     return "missing" if sha is None else "same" if shas == {sha} else "changed"
 
 
-def stored_documents(store: ChromaStore, check_files: bool = True) -> list[DocumentInfo]:
+def stored_documents(store: Store, check_files: bool = True) -> list[DocumentInfo]:
     """One row per stored document, by path; ``check_files`` reads each file to compare it."""
     rows = [
         DocumentInfo(
@@ -351,7 +351,7 @@ def stored_documents(store: ChromaStore, check_files: bool = True) -> list[Docum
     return sorted(rows, key=lambda d: (d.path, d.source))
 
 
-def drop_unused_texts(store: ChromaStore, texts: Path | None) -> None:
+def drop_unused_texts(store: Store, texts: Path | None) -> None:
     """Delete the extracted texts in ``texts`` that no stored chunk cites any more."""
     if texts is None or not texts.is_dir():
         return
@@ -365,7 +365,7 @@ def drop_unused_texts(store: ChromaStore, texts: Path | None) -> None:
 _TEXT_NAME = re.compile(r"[0-9a-f]{64}\.r\d+\.txt")
 
 
-def remove_documents(store: ChromaStore, targets: Sequence[str], texts: Path | None = None) -> IngestReport:
+def remove_documents(store: Store, targets: Sequence[str], texts: Path | None = None) -> IngestReport:
     """Delete the stored documents that ``targets`` name, all or none.
 
     A target is a source id (as citations show it), a file path, or a folder
@@ -410,7 +410,7 @@ def bundle_key() -> str:
     return "\n".join([str(bundle), *(f"{name} {st.st_size} {st.st_mtime_ns}" for name, st in stats)])
 
 
-def stale_bundled_files(store: ChromaStore) -> list[Path]:
+def stale_bundled_files(store: Store) -> list[Path]:
     """Files of this install's bundled corpus whose stored copies came from elsewhere or differ.
 
     After advisor is installed again (a new virtualenv, another Python), the
@@ -519,7 +519,7 @@ def _chunk_meta(doc: Document, chunk: Chunk, n_chunks: int, root: Path, chunking
     }
 
 
-def _relabel(store: ChromaStore, ids: list[str], doc: Document, root: Path, bundled: bool) -> None:
+def _relabel(store: Store, ids: list[str], doc: Document, root: Path, bundled: bool) -> None:
     """Store ``ids`` again under ``doc``'s path, title and language, with the vectors they have."""
     chunks = store.get(ids)
     vectors = store.embeddings(ids)
@@ -562,7 +562,7 @@ class _Writer:
     still never leaves a hole.
     """
 
-    store: ChromaStore
+    store: Store
     embedder: Embedder
     words: WordMatcher | None
     progress: Progress | None
@@ -607,7 +607,7 @@ class _Writer:
 class _Sync:
     """One ingest run: what the store held, what this run has seen, and the report it fills."""
 
-    store: ChromaStore
+    store: Store
     embedder: Embedder
     chunk_tokens: int
     texts: Path | None
@@ -745,7 +745,7 @@ class _Sync:
 
 
 def ingest_paths(
-    store: ChromaStore,
+    store: Store,
     embedder: Embedder,
     paths: Sequence[Path],
     chunk_tokens: int,

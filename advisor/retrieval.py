@@ -41,7 +41,7 @@ from advisor.lang import detect_language
 from advisor.lexical import BM25Index
 from advisor.rerank import Reranker
 from advisor.settings import Settings
-from advisor.store import ChromaStore, Hit, StoredChunk
+from advisor.store import Hit, Store, StoredChunk
 from advisor.types import Passage, embedding_text
 from advisor.wordmatch import WORD_THRESHOLDS, WordMatcher
 
@@ -122,7 +122,7 @@ class Retriever:
 
     def __init__(
         self,
-        store: ChromaStore,
+        store: Store,
         embedder: Embedder,
         settings: Settings,
         words: WordMatcher | None = None,

@@ -1,4 +1,7 @@
-"""The vector store: chunks, their embeddings and metadata in a Chroma collection.
+"""The vector store: the :class:`Store` interface and its Chroma implementation.
+
+Ingest, retrieval and the API are typed against :class:`Store`; only
+:class:`~advisor.api.Advisor` names :class:`ChromaStore`, where it opens one.
 
 The Chroma collection records the embedder's name and dimension in its
 metadata; opening it with another embedder raises
@@ -15,13 +18,13 @@ import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from advisor.errors import EmbedderMismatchError, StoreError, first_line
 
-__all__ = ["ChromaStore", "Hit", "StoredChunk"]
+__all__ = ["ChromaStore", "Hit", "Store", "StoredChunk"]
 
 # Chroma reads this at import; set it before anything imports chromadb.
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
@@ -41,6 +44,24 @@ class Hit:
     meta: dict[str, Any]
     similarity: float  # cosine similarity
     embedding: np.ndarray
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Where chunks, their embeddings and metadata live: what ingest, retrieval and the API use."""
+
+    def count(self) -> int: ...  # chunks stored
+    def version(self) -> int: ...  # grows with every change ingest makes
+    def bump_version(self) -> None: ...
+    def upsert(
+        self, ids: Sequence[str], embeddings: np.ndarray, texts: Sequence[str], metas: Sequence[dict[str, Any]]
+    ) -> None: ...
+    def delete(self, ids: Sequence[str]) -> None: ...
+    def metadata_index(self) -> Iterator[tuple[str, dict[str, Any]]]: ...  # (chunk id, metadata) of every chunk
+    def all_chunks(self) -> Iterator[StoredChunk]: ...
+    def get(self, ids: Sequence[str]) -> list[StoredChunk]: ...  # in the order of ids, the missing left out
+    def embeddings(self, ids: Sequence[str]) -> dict[str, np.ndarray]: ...
+    def query(self, embedding: np.ndarray, n: int) -> list[Hit]: ...  # the n nearest chunks, nearest first
 
 
 def _advice(exc: BaseException, path: Path | None, otherwise: str) -> str:

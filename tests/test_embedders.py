@@ -25,11 +25,6 @@ def _unit(m: np.ndarray) -> None:
 
 
 @pytest.fixture(scope="module")
-def use() -> UseEmbedder:
-    return UseEmbedder()
-
-
-@pytest.fixture(scope="module")
 def minilm() -> object:
     return make_embedder("minilm")
 

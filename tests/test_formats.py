@@ -3,7 +3,7 @@
 The documents are real files made by the libraries people's tools use (fpdf2,
 python-docx, hand-written HTML; see ``format_docs.py``); stores are real Chroma
 stores in temporary folders. The CLI tests run the ``advisor`` script with the
-``test-fake`` embedder of ``test_hardening``; the scenario test runs the real
+``test-fake`` embedder (conftest's ``hook_env``); the scenario test runs the real
 bundled USE embedder.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ADVISOR_BIN, FakeEmbedder
+from conftest import ADVISOR_BIN, FakeEmbedder, assert_no_traceback, run_cli
 from format_docs import (
     FOLDER,
     GAPS,
@@ -35,7 +34,6 @@ from format_docs import (
     write_html,
     write_pdf,
 )
-from test_hardening import assert_no_traceback, hook_env, run_cli  # noqa: F401  (hook_env: a fixture)
 
 from advisor.api import Advisor
 from advisor.errors import DocumentError
@@ -43,12 +41,6 @@ from advisor.readers import PAGE_BREAK, convert, page_at, read_docx, read_html, 
 
 TESTS = Path(__file__).resolve().parent
 SCENARIOS = TESTS / "scenarios" / "formats.yaml"
-
-
-@pytest.fixture
-def cli_env(hook_env: dict[str, str]) -> dict[str, str]:  # noqa: F811
-    """hook_env, with this checkout's advisor first on the path (as an editable install has it)."""
-    return {**hook_env, "PYTHONPATH": os.pathsep.join([hook_env["PYTHONPATH"], str(TESTS.parent)])}
 
 
 def extracted(passage: Any) -> str:
@@ -330,12 +322,12 @@ PEAK_RSS = (
 
 
 def test_each_bad_file_is_one_warning_and_the_rest_of_the_batch_is_ingested(
-    tmp_path: Path, cli_env: dict[str, str]
+    tmp_path: Path, hook_env: dict[str, str]
 ) -> None:
     docs = tmp_path / "docs"
     shutil.copytree(FOLDER, docs)
     home = tmp_path / "home"
-    first = run_cli(["ingest", "--embedder", "test-fake", str(docs)], home, cli_env)
+    first = run_cli(["ingest", "--embedder", "test-fake", str(docs)], home, hook_env)
     assert first.returncode == 0 and first.stdout.startswith("3 added"), first.stderr
     adv = Advisor(home=home, embedder=FakeEmbedder())
     before = {c.chunk_id: (c.text, c.meta) for c in adv.store.all_chunks()}
@@ -360,7 +352,7 @@ def test_each_bad_file_is_one_warning_and_the_rest_of_the_batch_is_ingested(
                 "test-fake",
                 str(docs),
             ],
-            env={**cli_env, "ADVISOR_HOME": str(home)},
+            env={**hook_env, "ADVISOR_HOME": str(home)},
             stdout=o,
             stderr=e,
             stdin=subprocess.DEVNULL,
@@ -403,11 +395,11 @@ def test_read_errors_name_the_file(tmp_path: Path) -> None:
         read_pdf(b"<html>", tmp_path / "y.pdf")
 
 
-def test_ask_json_names_the_extracted_text_and_the_page(tmp_path: Path, cli_env: dict[str, str]) -> None:
+def test_ask_json_names_the_extracted_text_and_the_page(tmp_path: Path, hook_env: dict[str, str]) -> None:
     home = tmp_path / "home"
-    assert run_cli(["ingest", "--embedder", "test-fake", str(FOLDER)], home, cli_env).returncode == 0
+    assert run_cli(["ingest", "--embedder", "test-fake", str(FOLDER)], home, hook_env).returncode == 0
     question = "Tell them which company may call and roughly when, so that the call does not catch them by surprise"
-    proc = run_cli(["ask", "--json", "--no-llm", "--embedder", "test-fake", question], home, cli_env)
+    proc = run_cli(["ask", "--json", "--no-llm", "--embedder", "test-fake", question], home, hook_env)
     assert proc.returncode == 0, proc.stderr
     citation = json.loads(proc.stdout)["citations"][0]
     assert citation["path"] == str(FOLDER / "references-handbook.pdf") and citation["page"] == 2
@@ -416,7 +408,7 @@ def test_ask_json_names_the_extracted_text_and_the_page(tmp_path: Path, cli_env:
     assert kept[citation["start"] : citation["end"]] == citation["text"]
     sentence = citation["supporting_sentence"]
     assert sentence and kept[sentence["start"] : sentence["end"]] == sentence["text"]
-    text = run_cli(["ask", "--no-llm", "--embedder", "test-fake", question], home, cli_env).stdout
+    text = run_cli(["ask", "--no-llm", "--embedder", "test-fake", question], home, hook_env).stdout
     quote = citation["supporting_sentence"]
     assert f"references-handbook.pdf, page 2, characters {quote['start']}-{quote['end']} of its text" in text
 

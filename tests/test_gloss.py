@@ -24,11 +24,6 @@ FAITHFUL = "Ask your contact how well they know the hiring manager before asking
 QUESTION = "How well should my contact know the hiring manager before I ask for a recommendation?"
 
 
-@pytest.fixture(scope="module")
-def use() -> UseEmbedder:
-    return UseEmbedder()
-
-
 def quote_of(messages: Any) -> str:
     return str(messages[-1]["content"]).split("\n")[2]
 

@@ -6,9 +6,7 @@ import re
 from typing import Any
 
 import pytest
-from conftest import read_source
-
-from advisor.citations import MARKER_RE
+from conftest import assert_markers_valid, read_source
 
 pytestmark = pytest.mark.integration
 
@@ -21,12 +19,6 @@ def assert_verbatim(passages: list[Any]) -> None:
     for p in passages:
         text = read_source(p.path)
         assert text[p.start : p.end] == p.text, (p.source, p.start, p.end)
-
-
-def assert_valid_markers(text: str, n_citations: int) -> None:
-    for group in MARKER_RE.findall(text):
-        for n in re.findall(r"\d+", group):
-            assert 1 <= int(n) <= n_citations, (n, n_citations, text)
 
 
 @pytest.mark.parametrize(
@@ -66,7 +58,7 @@ def test_extractive_answer_quotes_the_sources_verbatim(real_advisor: Any) -> Non
     assert answer.mode == "extractive" and not answer.abstained
     assert len(answer.citations) >= 1
     assert_verbatim(answer.citations)
-    assert_valid_markers(answer.text, len(answer.citations))
+    assert_markers_valid(answer.text, len(answer.citations))
     # every quoted sentence is a verbatim piece of the passage its marker names
     for quote, marker in re.findall(r"“(.+?)” \[(\d+)\]", answer.text):
         assert quote in answer.citations[int(marker) - 1].text
@@ -85,7 +77,7 @@ def test_an_answer_with_the_default_model_is_checked_and_translated(real_advisor
     assert answer.timings.get("completion_tokens", 0) > 0
     assert len(answer.citations) >= 1
     assert_verbatim(answer.citations)
-    assert_valid_markers(answer.text, len(answer.citations))
+    assert_markers_valid(answer.text, len(answer.citations))
     for p, q in zip(answer.citations, answer.quotes, strict=True):
         assert q.text in p.text  # the quote is a sentence of the cited passage, verbatim
     assert "good-word-timing" in sources(answer.citations)

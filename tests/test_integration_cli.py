@@ -11,35 +11,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ADVISOR_BIN, read_source, run_advisor
+from conftest import ADVISOR_BIN, assert_one_line_error, free_port, read_source, run_advisor, write_docs
 
 pytestmark = pytest.mark.integration
 
 QUESTION = "My contact knows the hiring manager, when should I ask?"
 
 
-@pytest.fixture(scope="module")
-def cli_env(offline_sitecustomize: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ADVISOR_")}
-    env.update(
-        HF_HUB_OFFLINE="1",
-        ANONYMIZED_TELEMETRY="False",
-        PYTHONPATH=str(offline_sitecustomize),  # blocks non-loopback sockets in the child
-        COLUMNS="120",
-    )
-    return env
-
-
 def run(args: list[str], home: Path, env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess[str]:
     return run_advisor(args, home, env, timeout)
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int) -> str:
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert proc.returncode == code, (proc.returncode, proc.stderr)
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("error: "), lines[0]
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -287,14 +267,12 @@ def test_advisor_alone_prints_the_help(tmp_path: Path, cli_env: dict[str, str]) 
 def test_documents_and_file_names_cannot_control_the_terminal(
     home_copy: Path, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "escape.md").write_text(
+    escape = (
         "# Referral timing\n\nAsk your contact for a referral after the first interview"
-        "\x1b]0;PWNED\x07 and thank them\x1b]52;c;ZWNobyBwd25lZA==\x07 afterwards.\n",
-        encoding="utf-8",
+        "\x1b]0;PWNED\x07 and thank them\x1b]52;c;ZWNobyBwd25lZA==\x07 afterwards.\n"
     )
-    (docs / "a\nerror: disk full, all documents deleted.md").write_bytes(b"\x00\x01binary")
+    forged = "a\nerror: disk full, all documents deleted.md"  # a file name forging an error line
+    docs = write_docs(tmp_path / "docs", {"escape.md": escape, forged: b"\x00\x01binary"})
     ingest = run(["ingest", str(docs)], home_copy, cli_env)
     assert ingest.returncode == 0, ingest.stderr
     assert not any(line.startswith("error:") for line in ingest.stderr.splitlines()), ingest.stderr
@@ -476,11 +454,7 @@ def test_ctrl_c_while_the_command_line_loads_is_one_line_too(cli_env: dict[str, 
 def test_an_unreachable_chroma_server_says_to_start_it_not_to_move_a_directory(
     tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
-    import socket
-
-    with socket.socket() as sock:  # a loopback port nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # a loopback port nothing listens on
     proc = run(["ask", "--no-llm", "--chroma-url", f"http://127.0.0.1:{port}", QUESTION], tmp_path, cli_env)
     line = assert_one_line_error(proc, 5)
     assert f"http://127.0.0.1:{port}" in line

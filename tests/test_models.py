@@ -6,7 +6,6 @@ import hashlib
 import http.server
 import json
 import re
-import socket
 import threading
 import tomllib
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import free_port
 
 from advisor import models
 from advisor.errors import ModelError
@@ -105,10 +105,7 @@ def server() -> Iterator[str]:
 @pytest.fixture
 def closed_port_url() -> str:
     """A URL on 127.0.0.1 where nothing listens."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 def _leftovers(settings: Settings) -> list[str]:

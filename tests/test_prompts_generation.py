@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from conftest import free_port
 
 from advisor.errors import GenerationError, ModelError
 from advisor.generation import GGUF_MAGIC, bundled_model_path, check_gguf, format_plain, probe_native
@@ -199,13 +200,9 @@ def test_openai_compatible_generator_bad_answers_are_generation_errors(openai_se
 
 
 def test_openai_compatible_generator_unreachable_server() -> None:
-    import socket
-
     from advisor.generation import OpenAICompatibleGenerator
 
-    with socket.socket() as probe:  # a loopback port that nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # a loopback port that nobody listens on
     with pytest.raises(GenerationError, match="--llm-url"):
         OpenAICompatibleGenerator(f"http://127.0.0.1:{port}/v1").chat(
             [{"role": "user", "content": "q"}], max_tokens=5, timeout=5
@@ -307,13 +304,9 @@ def test_a_reply_that_is_not_http_is_a_generation_error() -> None:
 
 
 def test_a_url_urllib_cannot_send_is_a_generation_error() -> None:
-    import socket
-
     from advisor.generation import OpenAICompatibleGenerator
 
-    with socket.socket() as probe:  # a loopback port that nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # a loopback port that nobody listens on
     # valid enough to make the generator, but http.client refuses the non-ASCII path (a ValueError)
     gen = OpenAICompatibleGenerator(f"http://127.0.0.1:{port}/v\u00e9")
     with pytest.raises(GenerationError) as info:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FakeEmbedder, RegisteredFakes
-from test_api import QUESTION, answering, two_topic_docs  # noqa: F401  (two_topic_docs: a fixture)
+from conftest import SALARY_QUESTION as QUESTION
+from conftest import FakeEmbedder, RegisteredFakes, answering
 
 from advisor.api import Advisor
 from advisor.embedders import EMBEDDERS, embedder_names, make_embedder, register_embedder, unregister_embedder
@@ -63,7 +63,7 @@ def test_the_fixture_unregisters_its_fakes() -> None:
 
 def test_a_registered_embedder_and_generator_answer_end_to_end(
     tmp_home: Path,
-    two_topic_docs: Path,  # noqa: F811
+    two_topic_docs: Path,
     registered_fakes: RegisteredFakes,
 ) -> None:
     registered_fakes.script = answering()
@@ -82,7 +82,7 @@ def test_a_registered_embedder_and_generator_answer_end_to_end(
 
 def test_settings_pick_a_registered_embedder_from_the_environment(
     tmp_home: Path,
-    two_topic_docs: Path,  # noqa: F811
+    two_topic_docs: Path,
     registered_fakes: RegisteredFakes,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -153,9 +152,7 @@ def cross_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def real_reranked(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path, cross_encoder_dir: Path) -> Iterator[Any]:
     """The real embedder, Chroma and bundled corpus, with the tiny cross-encoder; MMR and word matching off."""
     home = tmp_path_factory.mktemp("rerank-home")
-    adv = Advisor(
-        home=home, reranker=f"st-cross:{cross_encoder_dir}", mmr_lambda=1.0, word_weight=0.0, n_threads=1
-    )
+    adv = Advisor(home=home, reranker=f"st-cross:{cross_encoder_dir}", mmr_lambda=1.0, word_weight=0.0, n_threads=1)
     report = adv.ingest([corpus_dir])
     assert report.added == len(list(corpus_dir.glob("*.txt"))) and not report.warnings, report
     yield adv
@@ -199,13 +196,6 @@ def test_abstention_is_unchanged_by_the_reranker(real_reranked: Advisor) -> None
 
 
 # ---------------------------------------------------------------- the command line
-@pytest.fixture(scope="module")
-def cli_env(offline_sitecustomize: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ADVISOR_")}
-    env.update(HF_HUB_OFFLINE="1", ANONYMIZED_TELEMETRY="False", PYTHONPATH=str(offline_sitecustomize))
-    return env
-
-
 @pytest.mark.integration
 @pytest.mark.parametrize("via", ["option", "env"])
 def test_a_missing_reranker_on_the_cli_is_one_line_and_exits_4(

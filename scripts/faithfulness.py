@@ -147,6 +147,15 @@ def likelihood_report(rows: list[dict[str, Any]], gen: Any) -> dict[str, Any]:
             if balance > best[0]:
                 best = (balance, f"threshold {t:.3f}: stops {stopped}/{wrong}, keeps {kept}/{right}")
         report[name] = best[1]
+    # ranking, not calibration: for each evidence sentence, is the faithful claim scored above the wrong one?
+    pairs: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
+    for r, f in zip(rows, feats, strict=True):
+        pairs[r["id"].rsplit("-", 1)[0]][r["label"]] = f | {"yes/no check": r["p_yes"]}
+    both = [p for p in pairs.values() if len(p) == 2]
+    report["faithful_ranked_above_wrong"] = {
+        name: f"{sum(p['faithful'][name] > p['wrong'][name] for p in both)}/{len(both)}"
+        for name in ("yes/no check", "forward", "backward", "pmi")
+    }
     return report
 
 

@@ -82,10 +82,20 @@ class AnswerOptions:
 
 @dataclass
 class _Work:
-    """What an answer collects on its way: timings and notes, returned, never passed in to append to."""
+    """What a step of an answer reports besides its result: its timings and notes.
+
+    Each step makes its own and returns it; :func:`build_answer` adds them up.
+    """
 
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    tokens: tuple[int, int] = (0, 0)  # the direct-answer request's prompt and completion tokens
+
+    def add(self, other: _Work) -> None:
+        for key, value in other.timings.items():
+            self.timings[key] = self.timings.get(key, 0.0) + value
+        self.notes.extend(other.notes)
+        self.tokens = (self.tokens[0] + other.tokens[0], self.tokens[1] + other.tokens[1])
 
 
 _REPLY = re.compile(r"^COVERED:\s*(?P<covered>yes|no)\s*(?:\nANSWER:\s*(?P<answer>.+))?\s*$", re.DOTALL)
@@ -104,10 +114,11 @@ def _timed(work: _Work, key: str, t0: float) -> None:
 
 
 def _translate_quotes(
-    gen: Generator, lang: str, cites: Sequence[Passage], quotes: Sequence[Sentence], opts: AnswerOptions, work: _Work
-) -> list[str | None]:
+    gen: Generator, lang: str, cites: Sequence[Passage], quotes: Sequence[Sentence], opts: AnswerOptions
+) -> tuple[list[str | None], _Work]:
     """A checked translation of each quote in another language than ``lang`` (None: same language or refused)."""
     t0 = time.perf_counter()
+    work = _Work()
     out: list[str | None] = []
     refused = 0
     for passage, quote in zip(cites, quotes, strict=True):
@@ -127,7 +138,7 @@ def _translate_quotes(
     if refused:
         work.notes.append(f"{refused} machine translation(s) failed a check against their quote and are not shown")
     _timed(work, "translate_ms", t0)
-    return out
+    return out, work
 
 
 def answer_prompt(question: str, lang: str, shown: Sequence[str]) -> tuple[list[Message], str]:
@@ -142,30 +153,26 @@ def _direct_answer(
     quotes: Sequence[Sentence],
     translations: Sequence[str | None],
     opts: AnswerOptions,
-    work: _Work,
-) -> tuple[bool | None, str]:
-    """The model's coverage verdict and its direct answer sentence, if that passes every check."""
+) -> tuple[bool | None, str, _Work]:
+    """The model's coverage verdict and its direct answer sentence (if that passes every check)."""
+    work = _Work()
     # the model reads each quote in the asker's language where a checked translation exists
     shown = [t or q.text for q, t in zip(quotes, translations, strict=True)]
     t0 = time.perf_counter()
     messages, grammar = answer_prompt(found.question, found.lang, shown)
     reply = gen.chat(messages, opts.max_tokens, on_token=opts.on_token, timeout=opts.timeout, grammar=grammar)
-    work.timings.update(
-        prefill_ms=work.timings.get("prefill_ms", 0.0) + reply.prefill_ms,
-        generate_ms=work.timings.get("generate_ms", 0.0) + reply.generate_ms,
-        prompt_tokens=float(reply.prompt_tokens),
-        completion_tokens=float(reply.completion_tokens),
-    )
+    work.timings.update(prefill_ms=reply.prefill_ms, generate_ms=reply.generate_ms)
+    work.tokens = (reply.prompt_tokens, reply.completion_tokens)
     _timed(work, "draft_ms", t0)
     if reply.finish == "timeout":
         work.notes.append(f"generation stopped at the {opts.timeout:.0f} s deadline")
-        return None, ""
+        return None, "", work
     covered, sentence = parse_reply(reply.text)
     if covered is None:
         work.notes.append("the model's reply was malformed")
-        return None, ""
+        return None, "", work
     if not covered or not sentence:
-        return covered, ""
+        return covered, "", work
     t1 = time.perf_counter()
     numbers = sorted({int(n) for n in re.findall(r"\[(\d+)\]", sentence) if 1 <= int(n) <= len(shown)})
     bare = _without_verdict(MARKER_RE.sub("", sentence).strip())
@@ -175,11 +182,11 @@ def _direct_answer(
     _timed(work, "check_ms", t0=t1)
     if problem:
         work.notes.append(f"the model's answer sentence was not shown: {problem}")
-        return covered, ""
+        return covered, "", work
     if detect_language(bare, default=found.lang) != found.lang:
         work.notes.append(f"the model's answer sentence was not in the question's language ({found.lang})")
-        return covered, ""
-    return covered, f"{bare} " + "".join(f"[{n}]" for n in numbers)
+        return covered, "", work
+    return covered, f"{bare} " + "".join(f"[{n}]" for n in numbers), work
 
 
 # "Yes," / "No," before an answer: a verdict on the question that no check can hold against the
@@ -229,6 +236,8 @@ def build_answer(found: Retrieval, opts: AnswerOptions) -> Answer:
             lang=found.lang,
             timings=work.timings,
             notes=work.notes,
+            prompt_tokens=work.tokens[0],
+            completion_tokens=work.tokens[1],
             **fields,  # type: ignore[arg-type]
         )
 
@@ -246,19 +255,29 @@ def build_answer(found: Retrieval, opts: AnswerOptions) -> Answer:
     sentence = ""
     if opts.generator is not None:
         gen = opts.generator()
-        translations = _translate_quotes(gen, found.lang, cites, quotes, opts, work)
-        covered, sentence = _direct_answer(gen, found, cites, quotes, translations, opts, work)
+        translations, step = _translate_quotes(gen, found.lang, cites, quotes, opts)
+        work.add(step)
+        covered, sentence, step = _direct_answer(gen, found, cites, quotes, translations, opts)
+        work.add(step)
         if covered is False:
             work.notes.append("the model found that the quoted evidence does not answer the question")
     if sentence:
         # what is shown, measured again by the citation verifier (embedding support per sentence)
         grounded = verify(sentence, cites, opts.embedder).groundedness
         if grounded == 1.0:
-            work.timings["groundedness"] = grounded
-            return finish(text=sentence, mode="llm", citations=cites, quotes=quotes, translations=translations)
+            return finish(
+                text=sentence,
+                mode="llm",
+                citations=cites,
+                quotes=quotes,
+                translations=translations,
+                groundedness=grounded,
+            )
         work.notes.append("the model's answer sentence was not shown: its cited quote does not support it")
     if opts.generator is not None:
         work.notes.append("showing the quoted evidence instead (extractive answer)")
     text, cites, quotes = extractive_answer(found.lang, found.passages, picks)
-    work.timings["groundedness"] = verify(text.split("\n", 1)[-1], cites, opts.embedder).groundedness
-    return finish(text=text, mode="extractive", citations=cites, quotes=quotes, translations=translations)
+    grounded = verify(text.split("\n", 1)[-1], cites, opts.embedder).groundedness
+    return finish(
+        text=text, mode="extractive", citations=cites, quotes=quotes, translations=translations, groundedness=grounded
+    )

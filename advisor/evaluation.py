@@ -50,6 +50,7 @@ class Advisor(Protocol):
     @property
     def generator(self) -> Generator: ...
 
+
 __all__ = [
     "EvalReport",
     "Scenario",
@@ -344,8 +345,8 @@ def score_answer(
         metrics["citation_recall"] = 0.0
     if not metrics["citation_recall"]:
         failures.append("no cited passage is from an expected source or holds expected evidence")
-    if "groundedness" in answer.timings:
-        metrics["groundedness"] = float(answer.timings["groundedness"])
+    if answer.groundedness is not None:
+        metrics["groundedness"] = float(answer.groundedness)
         metrics["grounded"] = float(metrics["groundedness"] >= GROUNDED)
         if metrics["groundedness"] < GROUNDED:
             failures.append(f"groundedness {metrics['groundedness']:.2f} < {GROUNDED}: unsupported sentences shown")
@@ -523,11 +524,12 @@ def _run_one(advisor: Advisor, s: Scenario, retrieval_only: bool, llm: bool, sou
         ]
         result.notes = list(answer.notes)
         result.timings.update(
-            {
-                key: float(v)
-                for key, v in answer.timings.items()
-                if key.endswith("_ms") or key in {"prompt_tokens", "completion_tokens"}
-            }
+            {key: float(v) for key, v in answer.timings.items() if key.endswith("_ms")}
+            | (
+                {"prompt_tokens": answer.prompt_tokens, "completion_tokens": answer.completion_tokens}
+                if answer.completion_tokens
+                else {}
+            )
         )
         result.timings["generate_ms"] = answer.timings.get("prefill_ms", 0.0) + answer.timings.get(
             "generate_ms", answer.timings.get("extract_ms", 0.0)

@@ -114,10 +114,13 @@ class Answer:
     citations: list[Passage]
     retrieved: list[Passage]
     lang: str = ""
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # milliseconds per stage ("..._ms")
     notes: list[str] = field(default_factory=list)
     quotes: list[Sentence] = field(default_factory=list)
     translations: list[str | None] = field(default_factory=list)
+    groundedness: float | None = None  # share of the shown sentences the verifier finds supported (None: abstained)
+    prompt_tokens: int = 0  # the model's direct-answer request (0: no model was asked)
+    completion_tokens: int = 0
 
     @property
     def abstained(self) -> bool:
@@ -142,6 +145,9 @@ class Answer:
                 for i, p in enumerate(self.citations)
             ],
             "retrieved": [{"source": p.source, "chunk_id": p.chunk_id, "score": p.score} for p in self.retrieved],
+            "groundedness": self.groundedness,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
             "timings": self.timings,
             "notes": self.notes,
         }

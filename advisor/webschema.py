@@ -73,6 +73,9 @@ class AnswerOut(BaseModel):
     lang: str
     citations: list[Citation]
     retrieved: list[dict[str, Any]]
+    groundedness: float | None = Field(None, description="share of the shown sentences the verifier finds supported")
+    prompt_tokens: int = Field(0, description="the model's answer request, in tokens (0: no model was asked)")
+    completion_tokens: int = 0
     timings: dict[str, float | None]
     notes: list[str]
 

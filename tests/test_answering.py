@@ -42,7 +42,7 @@ def test_a_direct_answer_that_passes_every_check_is_shown(tmp_home: Path, two_to
     assert answer.text.startswith(ANSWER) and re.fullmatch(r".* \[\d\]", answer.text)
     n = int(answer.text[-2])
     assert "salary range" in answer.quotes[n - 1].text  # the marker names the quote it rests on
-    assert answer.timings["groundedness"] == pytest.approx(1.0)
+    assert answer.groundedness == pytest.approx(1.0)
     asked = [call for call in gen.calls if prompt_kind(call) == "answer"]
     assert len(asked) == 1 and gen.grammars[gen.calls.index(asked[0])]  # structure under a grammar
     for p, q in zip(answer.citations, answer.quotes, strict=True):
@@ -68,7 +68,7 @@ def test_an_answer_sentence_that_fails_a_check_is_not_shown(
     assert answer.mode == "extractive" and answer.citations
     assert any(why in n for n in answer.notes), answer.notes
     assert "Never" not in answer.text and "tomatoes" not in answer.text
-    assert answer.timings["groundedness"] == pytest.approx(1.0)  # the shown, quoted answer
+    assert answer.groundedness == pytest.approx(1.0)  # the shown, quoted answer
 
 
 def test_a_yes_or_no_before_the_answer_is_dropped(tmp_home: Path, two_topic_docs: Path) -> None:

@@ -270,18 +270,16 @@ def _report_text(report: IngestReport) -> str:
     )
 
 
+_PATHS_HELP = "Files or folders (.txt, .md, .rst, .pdf, .html, .docx). Default: the bundled corpus."
+_TIMEOUT_HELP = "Seconds before generation is cut off (default 120)."
+
+
 @app.command()
 @_handle_errors
 @_opens_advisor(*STORE_OPTIONS)
 def ingest(
     chosen: Chosen,
-    paths: Annotated[
-        list[Path] | None,
-        typer.Argument(
-            help="Files or folders (.txt, .md, .rst, .pdf, .html, .docx). Default: the bundled corpus.",
-            show_default=False,
-        ),
-    ] = None,
+    paths: Annotated[list[Path] | None, typer.Argument(help=_PATHS_HELP, show_default=False)] = None,
     reindex: Annotated[
         bool, typer.Option("--reindex", help="Drop the store and embed everything again (after changing the embedder).")
     ] = False,
@@ -424,10 +422,7 @@ def ask(
     question: Annotated[str, typer.Argument(help="Your question, in English, Spanish or German.")],
     k: KOpt = None,
     no_llm: NoLlmOpt = False,
-    timeout: Annotated[
-        float | None,
-        typer.Option("--timeout", help="Seconds before generation is cut off (default 120).", show_default=False),
-    ] = None,
+    timeout: Annotated[float | None, typer.Option("--timeout", help=_TIMEOUT_HELP, show_default=False)] = None,
     explain: Annotated[
         bool, typer.Option("--explain", help="Also show each cited passage whole and every retrieved candidate.")
     ] = False,
@@ -527,6 +522,11 @@ def _print_eval(report: EvalReport, old: dict[str, Any] | None, failures: list[s
         _echo(f"wrote {out}/results.jsonl, summary.json, report.md, junit.xml")
 
 
+_FLOORS_HELP = "METRIC=VALUE floor, e.g. --min evidence_hit@5=0.9 (repeatable); exit 1 when below."
+_TOKEN_HELP = "Require this token (Bearer header, or open /?token=... once) [env: ADVISOR_TOKEN]."
+_HOSTS_HELP = "Another Host name to accept (repeatable), e.g. for --host 0.0.0.0."
+
+
 @app.command(name="eval")
 @_handle_errors
 @_opens_advisor(*MODEL_OPTIONS, *STORE_OPTIONS)
@@ -550,14 +550,7 @@ def evaluate(
     baseline: Annotated[
         Path | None, typer.Option("--baseline", help="An earlier summary.json to compare against.", show_default=False)
     ] = None,
-    floors: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--min",
-            help="METRIC=VALUE floor, e.g. --min evidence_hit@5=0.9 (repeatable); exit 1 when below.",
-            show_default=False,
-        ),
-    ] = None,
+    floors: Annotated[list[str] | None, typer.Option("--min", help=_FLOORS_HELP, show_default=False)] = None,
     k: KOpt = None,
     concurrency: Annotated[int, typer.Option("--concurrency", help="Scenarios in parallel (needs --llm-url).")] = 1,
     as_json: JsonOpt = False,
@@ -600,22 +593,9 @@ def serve(
     port: Annotated[int, typer.Option("--port", help="Port to listen on (0: any free port).", min=0, max=65535)] = 8765,
     token: Annotated[
         str | None,
-        typer.Option(
-            "--token",
-            envvar="ADVISOR_TOKEN",
-            help="Require this token (Bearer header, or open /?token=... once) [env: ADVISOR_TOKEN].",
-            show_default=False,
-            show_envvar=False,
-        ),
+        typer.Option("--token", envvar="ADVISOR_TOKEN", help=_TOKEN_HELP, show_default=False, show_envvar=False),
     ] = None,
-    allow_host: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--allow-host",
-            help="Another Host name to accept (repeatable), e.g. for --host 0.0.0.0.",
-            show_default=False,
-        ),
-    ] = None,
+    allow_host: Annotated[list[str] | None, typer.Option("--allow-host", help=_HOSTS_HELP, show_default=False)] = None,
     max_upload_mb: Annotated[
         float, typer.Option("--max-upload-mb", help="Largest document upload, in MiB.", min=0.001, max=64)
     ] = 10.0,

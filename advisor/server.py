@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import uvicorn
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from advisor import __version__
@@ -192,9 +192,19 @@ def _add_error_handlers(api: FastAPI) -> None:
         return JSONResponse({"error": msg, "exit_code": 70}, status_code=500)
 
 
-def _page_handler(page: str) -> Callable[[], Awaitable[FileResponse]]:
-    async def handler() -> FileResponse:  # no parameters: nothing from the request chooses the file
-        return FileResponse(WEB / page, media_type="text/html; charset=utf-8", headers={"cache-control": "no-store"})
+def page_html(page: str) -> str:
+    """A whole page: the shared head (``page.html``) around the page's own body (``ask.html`` ...)."""
+    shell = (WEB / "page.html").read_text(encoding="utf-8")
+    body = (WEB / page).read_text(encoding="utf-8").rstrip("\n")
+    name = page.removesuffix(".html")
+    return shell.replace("{title}", name).replace("{script}", f"{name}.js").replace("{body}", body)
+
+
+def _page_handler(page: str) -> Callable[[], Awaitable[HTMLResponse]]:
+    html = page_html(page)  # composed once, when the app is made
+
+    async def handler() -> HTMLResponse:  # no parameters: nothing from the request chooses the page
+        return HTMLResponse(html, headers={"cache-control": "no-store"})
 
     return handler
 

@@ -99,7 +99,7 @@ def test_ask_stream_sends_the_answer_as_server_sent_events(client: Any, web_advi
 
 def test_ask_stream_with_the_model_sends_tokens_then_the_checked_answer(client: Any) -> None:
     """The bundled model's draft arrives as token events before the final answer event."""
-    with client.stream("POST", "/api/ask/stream", json={"question": QUESTION, "llm": True, "timeout": 60}) as r:
+    with client.stream("POST", "/api/ask/stream", json={"question": QUESTION, "llm": True, "timeout": 120}) as r:
         assert r.status_code == 200
         body = "".join(r.iter_text())
     events = sse_events(body)
@@ -322,6 +322,20 @@ def test_every_response_carries_the_content_security_policy(client: Any) -> None
     page = client.get("/").text
     assert "http://" not in page and "https://" not in page  # no asset from the network
     assert "<script>" not in page  # no inline script (the CSP would block it anyway)
+
+
+@pytest.mark.parametrize(("path", "name"), [("/", "ask"), ("/documents", "documents")])
+def test_each_page_is_the_shared_head_around_its_own_body(client: Any, path: str, name: str) -> None:
+    from advisor.server import WEB
+
+    page = client.get(path)
+    assert page.status_code == 200 and page.headers["content-type"] == "text/html; charset=utf-8"
+    assert page.headers["cache-control"] == "no-store"
+    html = page.text
+    assert html.startswith("<!doctype html>\n<html lang=\"en\">") and html.rstrip().endswith("</body>\n</html>")
+    assert f"<title>advisor · {name}</title>" in html and f'<script src="/static/{name}.js" defer></script>' in html
+    assert (WEB / f"{name}.html").read_text(encoding="utf-8").strip() in html
+    assert "{" + "body}" not in html and "{" + "title}" not in html
 
 
 # -- concurrency -------------------------------------------------------------------------

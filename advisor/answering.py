@@ -10,8 +10,7 @@ What runs for a question that retrieval did not abstain on:
 2. With a model, each quote in another language than the question's is
    translated and checked (:mod:`advisor.translation`); a translation that
    fails a check is not shown, and the quote stays verbatim.
-3. If the key point comes from the best-matching document (the first
-   retrieved passage's), the model is asked, under a grammar, whether the evidence answers the
+3. The model is asked, under a grammar, whether the evidence answers the
    question (``COVERED: yes/no``) and for one direct answer sentence in the
    asker's language ending in the number(s) of the evidence it rests on.
 4. That sentence is shown only if it passes every check against the evidence
@@ -258,15 +257,10 @@ def build_answer(found: Retrieval, opts: AnswerOptions) -> Answer:
         gen = opts.generator()
         translations, step = _translate_quotes(gen, found.lang, cites, quotes, opts)
         work.add(step)
-        if cites[0].source != found.passages[0].source:
-            # retrieval and evidence selection disagree on which document answers: a sentence written
-            # from the key point would answer from a document that matches the question less well
-            work.notes.append("the key point is not from the best-matching document; no answer sentence is written")
-        else:
-            covered, sentence, step = _direct_answer(gen, found, cites, quotes, translations, opts)
-            work.add(step)
-            if covered is False:
-                work.notes.append("the model found that the quoted evidence does not answer the question")
+        covered, sentence, step = _direct_answer(gen, found, cites, quotes, translations, opts)
+        work.add(step)
+        if covered is False:
+            work.notes.append("the model found that the quoted evidence does not answer the question")
     if sentence:
         # what is shown, measured again by the citation verifier (embedding support per sentence)
         grounded = verify(sentence, cites, opts.embedder).groundedness

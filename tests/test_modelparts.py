@@ -45,6 +45,21 @@ def test_the_parts_are_assembled_once_with_progress(fake_parts: list[Path], tmp_
     assert seen == []
 
 
+def test_a_stale_model_is_rebuilt_beside_the_old_one_so_the_path_never_goes_missing(
+    fake_parts: list[Path], tmp_path: Path
+) -> None:
+    """Another virtualenv's parts (other paths) make the stamp stale: a process loading the model meanwhile
+    must still find the file (it once vanished for the whole rebuild, and a concurrent load failed)."""
+    path = modelparts.ensure_default_model(tmp_path / "cache")
+    stamp = path.with_name(path.name + ".ok")
+    stamp.write_text("made from another virtualenv's parts", encoding="utf-8")
+    present: list[bool] = []
+    rebuilt = modelparts.ensure_default_model(tmp_path / "cache", progress=lambda d, t: present.append(path.is_file()))
+    assert rebuilt == path and present and all(present)
+    assert path.read_bytes() == b"".join(p.read_bytes() for p in fake_parts)
+    assert stamp.read_text(encoding="utf-8") != "made from another virtualenv's parts"
+
+
 def test_an_altered_part_fails_in_one_line_naming_it_and_leaves_nothing(fake_parts: list[Path], tmp_path: Path) -> None:
     fake_parts[1].write_bytes(b"x" * 2000)  # same size, other bytes
     with pytest.raises(ModelError) as err:

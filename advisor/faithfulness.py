@@ -256,7 +256,7 @@ def check_claim(
 # The model's probability of "yes" at which a statement of an answer counts as making an expected
 # claim (``advisor eval``'s claim_recall with a model). Measured with scripts/faithfulness.py
 # --claim-match on tests/data/claim_match.yaml (52 hand-labelled pairs): 0.6 agrees with 38/52 labels,
-# finds 19/28 real matches and wrongly matches 5/24; 0.5 agrees 37/52 but wrongly matches 12/24 (a
+# finds 16/28 real matches and wrongly matches 2/24; 0.5 agrees 34/52 but wrongly matches 9/24 (a
 # lenient judge would flatter the metric). The cosine rule agreed 22/52 (chance).
 CLAIM_JUDGE = 0.6
 

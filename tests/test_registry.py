@@ -178,3 +178,11 @@ def test_registering_imports_no_model_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert json.loads(out.stdout) == []
+
+
+def test_an_unknown_embedder_name_on_the_command_line_is_one_line_with_the_config_exit_code(tmp_path: Path) -> None:
+    from conftest import assert_one_line_error, clean_env, run_cli
+
+    proc = run_cli(["ask", "--no-llm", "--embedder", "nope", "When should I ask?"], tmp_path, clean_env())
+    line = assert_one_line_error(proc, 6)
+    assert "unknown embedder 'nope'; choose one of use-multilingual" in line

@@ -9,20 +9,23 @@ Concatenated in part order they are the model file.
 progress callback), hashing each part as it is copied: a missing or altered
 part fails with one line naming the package to reinstall, and nothing is
 loaded. The finished file's size and SHA-256 are checked before it is renamed
-into place, and a small stamp beside it records the parts' sizes and
+into place, and a small stamp beside it records the parts' paths, sizes and
 modification times, so later starts check sizes and times (cheap) instead of
 hashing 1.1 GB again; a changed part or file is assembled and checked anew.
+The stamp remembers several part sets (one per virtualenv sharing the cache):
+another install's parts are hashed and checked once (no second copy is
+written), and the installs no longer rebuild the file in turn.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.util
 import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from advisor.errors import ModelError
 
@@ -148,10 +151,30 @@ def default_model_cache() -> Path:
     return Path(base) / "advisor" / "models"
 
 
-def _stamp_of(files: list[Path], target: Path) -> str:
-    parts = [f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files]
+KNOWN_PART_SETS = 8  # part sets (virtualenvs) a stamp remembers
+
+
+def _part_set(files: list[Path]) -> list[str]:
+    return [f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files]
+
+
+def _read_stamp(stamp: Path, target: Path) -> list[list[str]]:
+    """The part sets the stamp knows to make ``target`` as it is now ([] if none, or it is stale)."""
+    try:
+        data = json.loads(stamp.read_text(encoding="utf-8"))
+        st = target.stat()
+        if data["sha256"] != DEFAULT_MODEL_SHA256 or data["file"] != [st.st_size, st.st_mtime_ns]:
+            return []
+        sets = data["sets"]
+        return [s for s in sets if isinstance(s, list)] if isinstance(sets, list) else []
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
+def _write_stamp(stamp: Path, target: Path, sets: list[list[str]]) -> None:
     st = target.stat()
-    return json.dumps({"parts": parts, "file": [st.st_size, st.st_mtime_ns], "sha256": DEFAULT_MODEL_SHA256})
+    data = {"sets": sets[-KNOWN_PART_SETS:], "file": [st.st_size, st.st_mtime_ns], "sha256": DEFAULT_MODEL_SHA256}
+    stamp.write_text(json.dumps(data), encoding="utf-8")
 
 
 def ensure_default_model(cache_dir: Path | None = None, progress: Progress | None = None) -> Path:
@@ -165,10 +188,8 @@ def ensure_default_model(cache_dir: Path | None = None, progress: Progress | Non
     target = folder / DEFAULT_MODEL_FILE
     stamp = folder / f"{DEFAULT_MODEL_FILE}.ok"
     files = part_files()
-    if target.is_file() and stamp.is_file():
-        with contextlib.suppress(OSError):
-            if stamp.read_text(encoding="utf-8") == _stamp_of(files, target):
-                return target
+    if target.is_file() and _part_set(files) in _read_stamp(stamp, target):
+        return target
     try:
         folder.mkdir(parents=True, exist_ok=True)
         return _assemble(files, target, stamp, progress)
@@ -183,40 +204,53 @@ def _assemble(files: list[Path], target: Path, stamp: Path, progress: Progress |
     from filelock import FileLock
 
     with FileLock(str(target) + ".lock"):  # two processes starting at once assemble it once
-        if target.is_file() and stamp.is_file() and stamp.read_text(encoding="utf-8") == _stamp_of(files, target):
+        known = _read_stamp(stamp, target) if target.is_file() else []
+        parts = _part_set(files)
+        if parts in known:
             return target
-        # stale (made from other parts, e.g. another virtualenv's, or altered since): rebuilt beside it and
-        # swapped in whole, so a process loading it meanwhile never finds the path missing
-        stamp.unlink(missing_ok=True)
-        partial = target.with_name(target.name + ".part")
-        whole = hashlib.sha256()
-        done = 0
         try:
-            with partial.open("wb") as out:
-                for n, (path, (_size, sha)) in enumerate(zip(files, PARTS, strict=True), start=1):
-                    digest = hashlib.sha256()
-                    with path.open("rb") as fh:
-                        while block := fh.read(CHUNK):
-                            digest.update(block)
-                            whole.update(block)
-                            out.write(block)
-                            done += len(block)
-                            if progress:
-                                progress(done, DEFAULT_MODEL_SIZE)
-                    if digest.hexdigest() != sha:
-                        raise ModelError(
-                            f"the default model's part {n} ({path}) is altered (SHA-256 mismatch); "
-                            f"{_reinstall_hint([n])}"
-                        )
-            if done != DEFAULT_MODEL_SIZE or whole.hexdigest() != DEFAULT_MODEL_SHA256:
-                raise ModelError(
-                    f"the assembled default model does not match its SHA-256; {_reinstall_hint(list(range(1, 23)))}"
-                )
-            os.replace(partial, target)
+            if known:  # a good file made from other parts (another virtualenv's): checking these parts suffices
+                _copy_checked(files, None, progress)
+            else:  # rebuilt beside the old file and swapped in whole: a process loading it never finds it missing
+                _rebuild(files, target, progress)
         except ModelError:
             target.unlink(missing_ok=True)  # a missing or altered part: nothing is left to load
+            stamp.unlink(missing_ok=True)
             raise
-        finally:
-            partial.unlink(missing_ok=True)
-        stamp.write_text(_stamp_of(files, target), encoding="utf-8")
+        _write_stamp(stamp, target, [*known, parts])
     return target
+
+
+def _rebuild(files: list[Path], target: Path, progress: Progress | None) -> None:
+    partial = target.with_name(target.name + ".part")
+    try:
+        with partial.open("wb") as out:
+            _copy_checked(files, out, progress)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _copy_checked(files: list[Path], out: BinaryIO | None, progress: Progress | None) -> None:
+    """Read every part (into ``out`` if given), checking each part's and the whole's size and SHA-256."""
+    whole = hashlib.sha256()
+    done = 0
+    for n, (path, (_size, sha)) in enumerate(zip(files, PARTS, strict=True), start=1):
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            while block := fh.read(CHUNK):
+                digest.update(block)
+                whole.update(block)
+                if out is not None:
+                    out.write(block)
+                done += len(block)
+                if progress:
+                    progress(done, DEFAULT_MODEL_SIZE)
+        if digest.hexdigest() != sha:
+            raise ModelError(
+                f"the default model's part {n} ({path}) is altered (SHA-256 mismatch); {_reinstall_hint([n])}"
+            )
+    if done != DEFAULT_MODEL_SIZE or whole.hexdigest() != DEFAULT_MODEL_SHA256:
+        raise ModelError(
+            f"the assembled default model does not match its SHA-256; {_reinstall_hint(list(range(1, 23)))}"
+        )

@@ -39,7 +39,7 @@ from advisor.generation import Generator, TokenSink
 from advisor.lang import detect_language
 from advisor.prompts import Message, answer_grammar, answer_messages
 from advisor.retrieval import Retrieval
-from advisor.translation import TranslationCache, translate
+from advisor.translation import PIVOT, Translated, TranslationCache, pivots, translate
 from advisor.types import Answer, Passage, Sentence
 
 __all__ = [
@@ -125,20 +125,30 @@ def _translate_quotes(
         if passage.lang == lang or not opts.translate:
             out.append(None)
             continue
-        done = opts.translations.get(quote.text, lang) if opts.translations else None
-        if done is None:
-            sink = opts.on_token  # what the model writes streams as it is written, translations too
-            done = translate(gen, opts.embedder, quote.text, passage.lang, lang, timeout=opts.timeout, on_token=sink)
-            if sink is not None:
-                sink("\n")
-            if opts.translations is not None and done.reason != "translation timeout":
-                opts.translations.put(quote.text, lang, done.text)
-        refused += done.text is None
-        out.append(done.text)
+        via = None
+        if pivots(passage.lang, lang):  # through a checked English translation (shared with English askers)
+            via = _translation(gen, quote.text, passage.lang, PIVOT, opts).text
+        out.append(_translation(gen, quote.text, passage.lang, lang, opts, via=via).text)
+        refused += out[-1] is None
     if refused:
         work.notes.append(f"{refused} machine translation(s) failed a check against their quote and are not shown")
     _timed(work, "translate_ms", t0)
     return out, work
+
+
+def _translation(
+    gen: Generator, quote: str, quote_lang: str, lang: str, opts: AnswerOptions, via: str | None = None
+) -> Translated:
+    """``quote`` translated into ``lang`` and checked, from the cache when it holds a verdict."""
+    done = opts.translations.get(quote, lang) if opts.translations else None
+    if done is None:
+        sink = opts.on_token  # what the model writes streams as it is written, translations too
+        done = translate(gen, opts.embedder, quote, quote_lang, lang, timeout=opts.timeout, on_token=sink, via=via)
+        if sink is not None:
+            sink("\n")
+        if opts.translations is not None and done.reason != "translation timeout":
+            opts.translations.put(quote, lang, done.text)
+    return done
 
 
 def answer_prompt(question: str, lang: str, shown: Sequence[str]) -> tuple[list[Message], str]:

@@ -125,3 +125,36 @@ def test_a_cache_file_that_is_not_ours_is_ignored(tmp_path: Path) -> None:
     for path in tmp_path.iterdir():
         path.write_text('{"version": "0", "items": {"x": 3}}', encoding="utf-8")
     assert TranslationCache(tmp_path, "m").get("hola", "en") is None
+
+
+GERMAN = "Fragen Sie Ihren Kontakt, wie gut er den Personalverantwortlichen kennt, bevor Sie um eine Empfehlung bitten."
+GERMAN_QUESTION = "Wie gut sollte mein Kontakt den Personalverantwortlichen kennen, bevor ich um eine Empfehlung bitte?"
+
+
+def test_a_quote_for_a_german_asker_is_translated_through_english(tmp_home: Path, docs: Path, use: UseEmbedder) -> None:
+    # the small model translates Spanish to German poorly, Spanish to English and English to German well
+    adv, gen = gloss_advisor(tmp_home, docs, use, lambda quote: FAITHFUL if quote == SPANISH else GERMAN)
+    checked: list[str] = []
+    score = gen.score
+    gen.score = lambda messages, reply: checked.append(messages[-1]["content"]) or score(messages, reply)  # type: ignore[method-assign]
+    answer = adv.ask(GERMAN_QUESTION, llm=True)
+    assert answer.lang == "de" and answer.translations == [GERMAN]
+    asked = [call[-1]["content"] for call in gen.calls if prompt_kind(call) == "translate"]
+    assert [a.split("\n")[0] for a in asked] == ["Translate into English:", "Translate into German:"]
+    assert quote_of(gen.calls[0]) == SPANISH and FAITHFUL in asked[1] and SPANISH not in asked[1]
+    # the German translation is checked against the Spanish quote itself, not against the English
+    assert any(f"Source (Spanish): {SPANISH}" in c and f"Claim (German): {GERMAN}" in c for c in checked), checked
+    # the English step is cached like any translation: an English asker pays nothing for it
+    calls = len(gen.calls)
+    english = Advisor(home=tmp_home, embedder=use, generator=gen, abstain_threshold=0.0).ask(QUESTION, llm=True)
+    assert english.translations == [FAITHFUL]
+    assert not any(prompt_kind(call) == "translate" for call in gen.calls[calls:])
+
+
+def test_a_refused_english_step_leaves_the_direct_translation(tmp_home: Path, docs: Path, use: UseEmbedder) -> None:
+    replies = iter(["Nothing to do with it.", GERMAN])  # the English step fails its checks
+    adv, gen = gloss_advisor(tmp_home, docs, use, lambda quote: next(replies))
+    answer = adv.ask(GERMAN_QUESTION, llm=True)
+    asked = [call[-1]["content"] for call in gen.calls if prompt_kind(call) == "translate"]
+    assert len(asked) == 2 and SPANISH in asked[1]  # no checked English: from the quote itself
+    assert answer.translations == [GERMAN]

@@ -727,7 +727,9 @@ def bench_answer(ctx: Context, res: Results) -> None:
         answer = adv.ask(sc.question, llm=True, on_token=lambda piece, seen=firsts: seen.append(time.perf_counter()))
         wall = (time.perf_counter() - t) * 1000
         first_ms = (firsts[0] - t) * 1000 if firsts else wall
+        tokens = {"prompt_tokens": answer.prompt_tokens, "completion_tokens": answer.completion_tokens}
         rows.append({"id": sc.id, "mode": answer.mode, "wall_ms": wall, "first_token_ms": first_ms, **answer.timings})
+        rows[-1].update(tokens)  # fields of the answer since timings hold milliseconds only
     keys = (
         "retrieve_ms",
         "translate_ms",

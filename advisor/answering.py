@@ -8,8 +8,9 @@ What runs for a question that retrieval did not abstain on:
    is one citation: ``citations[i]`` is its passage, ``quotes[i]`` the
    sentence, verbatim, with document offsets.
 2. With a model, each quote in another language than the question's is
-   translated and checked (:mod:`advisor.translation`); a translation that
-   fails a check is not shown, and the quote stays verbatim.
+   translated and checked (:mod:`advisor.translation`), through English when
+   neither language is English; a translation that fails a check is not
+   shown, and the quote stays verbatim.
 3. The model is asked, under a grammar, whether the evidence answers the
    question (``COVERED: yes/no``) and for one direct answer sentence in the
    asker's language ending in the number(s) of the evidence it rests on.

@@ -11,6 +11,7 @@ import functools
 import inspect
 import json
 import os
+import re
 import sys
 import textwrap
 import typing
@@ -372,10 +373,25 @@ _MODE = {
 _LANGUAGE = {"en": "English", "es": "Spanish", "de": "German"}
 
 
+def _mode_text(answer: Answer) -> str:
+    """How the answer was made; a model-written one says when it rests on a machine translation."""
+    if answer.mode != "llm":
+        return _MODE[answer.mode]
+    cited = sorted({int(n) for n in re.findall(r"\[(\d+)\]", answer.text)})
+    via = [n for n in cited if n <= len(answer.translations) and answer.translations[n - 1]]
+    if not via:
+        return _MODE["llm"]
+    marks = ", ".join(f"[{n}]" for n in via)
+    return (
+        f"written by the local model from the machine translation of {marks} and checked against it; "
+        "a machine translation may be inexact: the quote is the source"
+    )
+
+
 def _render_answer(answer: Answer, explain: bool) -> str:
     lines = [answer.text, ""]
     total = answer.timings.get("total_ms", 0.0) / 1000
-    lines.append(f"mode: {_MODE[answer.mode]} · {total:.1f} s")
+    lines.append(f"mode: {_mode_text(answer)} · {total:.1f} s")
     lines.extend(f"note: {note}" for note in answer.notes)
     if answer.citations:
         lines += ["", "Sources:"]

@@ -11,6 +11,11 @@ beneath it, labelled as a machine translation, only if it passes every check:
   after, time units, comparisons, order, frequency) and the model's own strict
   yes/no check of the pair (:func:`advisor.faithfulness.model_check`).
 
+Between two languages neither of which is English (a Spanish quote for a German
+asker), the quote is translated into English first and that checked English
+translation into the asker's language (:func:`pivots`); the result is checked
+against the quote itself.
+
 Evidence sentences come from a fixed set of documents and recur across
 questions, so each verdict (a translation, or a refusal) is kept in a small
 JSON cache per model and language under ``$ADVISOR_HOME/translations``: the

@@ -12,7 +12,8 @@ ones it keeps, plus the model's yes-probability threshold sweep::
 
 The lexical check needs no model; ``--no-model`` runs only that one. ``--likelihood`` adds the
 alternatives measured against the yes/no check: how likely the model finds the claim as its own
-translation of the evidence, and the reverse.
+translation of the evidence, and the reverse. ``--roundtrip`` adds a back-translation check on the
+cross-lingual pairs.
 ``--claim-match`` instead measures the rules ``advisor eval``'s ``claim_recall`` uses on
 ``tests/data/claim_match.yaml`` (hand-labelled pairs of an answer sentence and an expected claim),
 at several thresholds: with the model, its yes-probability for "does the statement make the
@@ -159,6 +160,46 @@ def likelihood_report(rows: list[dict[str, Any]], gen: Any) -> dict[str, Any]:
     return report
 
 
+def roundtrip_report(rows: list[dict[str, Any]], gen: Any) -> dict[str, Any]:
+    """A round-trip check, measured on the cross-lingual pairs: the claim translated back into the
+    evidence's language by the model, then compared with the evidence in one language (embedding
+    cosine, the lexical check, and the model's yes/no check of the two same-language sentences).
+    Best-balance thresholds are chosen on this very set (an optimistic bound)."""
+    from advisor.embedders import UseEmbedder
+    from advisor.prompts import translate_messages
+
+    embedder = UseEmbedder()
+    cross = [r for r in rows if r["lang"] != r["evidence_lang"]]
+    for r in cross:
+        reply = gen.chat(translate_messages(r["claim"], r["evidence_lang"]), 160, timeout=120)
+        back = reply.text.strip().splitlines()[0] if reply.text.strip() else ""
+        vectors = embedder.embed_documents([back, r["evidence"]])
+        r["back"] = back
+        r["back_cosine"] = float(vectors[0] @ vectors[1])
+        r["back_lexical"] = bool(lexical_conflicts(r["evidence"], r["evidence_lang"], back, r["evidence_lang"]))
+        same = check_messages(r["evidence"], r["evidence_lang"], back, r["evidence_lang"])
+        r["back_p_yes"] = yes_probability(gen, same)
+    wrong = sum(r["label"] == "wrong" for r in cross)
+    right = len(cross) - wrong
+    report: dict[str, Any] = {"pairs": len(cross)}
+    for name in ("back_cosine", "back_p_yes"):
+        best = (-1.0, "")
+        for t in sorted({r[name] for r in cross}):
+            stop = [r["lexical_stops"] or r["back_lexical"] or r[name] < t for r in cross]
+            stopped = sum(s for s, r in zip(stop, cross, strict=True) if r["label"] == "wrong")
+            kept = sum(not s for s, r in zip(stop, cross, strict=True) if r["label"] != "wrong")
+            balance = min(stopped / wrong, kept / right)
+            if balance > best[0]:
+                best = (balance, f"threshold {t:.3f}: stops {stopped}/{wrong}, keeps {kept}/{right}")
+        report[name] = best[1]
+    at_04 = [r["lexical_stops"] or r["p_yes"] < 0.4 for r in cross]  # today's translation check, same pairs
+    report["today (lexical + yes/no >= 0.4)"] = (
+        f"stops {sum(s for s, r in zip(at_04, cross, strict=True) if r['label'] == 'wrong')}/{wrong}, "
+        f"keeps {sum(not s for s, r in zip(at_04, cross, strict=True) if r['label'] != 'wrong')}/{right}"
+    )
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--claims", type=Path, default=CLAIMS)
@@ -168,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="write every pair's scores here")
     parser.add_argument("--claim-match", action="store_true", help="measure claim_recall's matching rule instead")
     parser.add_argument("--likelihood", action="store_true", help="also measure translation-likelihood checks")
+    parser.add_argument("--roundtrip", action="store_true", help="also measure a round-trip (back-translation) check")
     args = parser.parse_args(argv)
     gen = None
     if not args.no_model:
@@ -206,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         report["seconds_per_pair"] = round((time.perf_counter() - t0) / len(rows), 2)
         if args.likelihood:
             report["likelihood_best_threshold"] = likelihood_report(rows, gen)
+        if args.roundtrip:
+            report["roundtrip_best_threshold"] = roundtrip_report(rows, gen)
     print(json.dumps(report, indent=2, ensure_ascii=False))
     if args.json:
         args.json.write_text(

@@ -219,6 +219,14 @@ def test_a_translation_is_shown_beside_a_foreign_quote(browser: Any, web_server:
     )
     assert shown == "Hello."
     assert not browser.find_elements(By.CSS_SELECTOR, "#conversation .translation")  # none without the field
+    # a model-written answer that rests on a machine translation says so in its mode line
+    modes = browser.execute_script(
+        """const cite = (translation) => ({marker: 1, lang: 'es', translation});
+        return [modeText({mode: 'llm', answer: 'Hello there. [1]', citations: [cite('Hello.')]}),
+                modeText({mode: 'llm', answer: 'Hello there. [1]', citations: [cite(null)]})];"""
+    )
+    assert "from the machine translation of [1]" in modes[0] and "the quote is the source" in modes[0]
+    assert modes[1].startswith("Written by the language model;") and "translation" not in modes[1]
 
 
 def test_upload_a_note_then_ask_about_it_and_see_it_cited(browser: Any, web_server: Any, tmp_path: Path) -> None:

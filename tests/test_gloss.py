@@ -158,3 +158,27 @@ def test_a_refused_english_step_leaves_the_direct_translation(tmp_home: Path, do
     asked = [call[-1]["content"] for call in gen.calls if prompt_kind(call) == "translate"]
     assert len(asked) == 2 and SPANISH in asked[1]  # no checked English: from the quote itself
     assert answer.translations == [GERMAN]
+
+
+def test_a_model_written_answer_resting_on_a_machine_translation_says_so(
+    tmp_home: Path, docs: Path, use: UseEmbedder
+) -> None:
+    from dataclasses import replace
+
+    from advisor.cli import _render_answer
+
+    def script(messages: Any) -> str:
+        if prompt_kind(messages) == "translate":
+            return FAITHFUL
+        return f"COVERED: yes\nANSWER: {FAITHFUL[:-1]} [1]"
+
+    adv = Advisor(home=tmp_home, embedder=use, generator=FakeGenerator(script), abstain_threshold=0.0)
+    adv.ingest([docs])
+    answer = adv.ask(QUESTION, llm=True)
+    assert answer.mode == "llm" and answer.translations == [FAITHFUL], answer.notes
+    shown = _render_answer(answer, explain=False)
+    assert "mode: written by the local model from the machine translation of [1] and checked against it" in shown
+    assert "may be inexact: the quote is the source" in shown
+    # a model-written answer over a quote in the asker's own language: the plain line
+    plain = _render_answer(replace(answer, translations=[None]), explain=False)
+    assert "mode: written by the local model from the quoted sentences" in plain and "translation of" not in plain

@@ -74,6 +74,16 @@ function renderCitations(list, citations) {
   }
 }
 
+// How the answer was made; a model-written one says when it rests on a machine translation.
+function modeText(answer) {
+  if (answer.mode !== "llm") return MODES[answer.mode] || answer.mode;
+  const cited = [...new Set([...answer.answer.matchAll(/\[(\d+)\]/g)].map((m) => Number(m[1])))];
+  const via = cited.filter((n) => answer.citations[n - 1] && answer.citations[n - 1].translation);
+  if (!via.length) return MODES.llm;
+  return `Written by the language model from the machine translation of ${via.map((n) => `[${n}]`).join(", ")} `
+    + "and checked against it; a machine translation may be inexact: the quote is the source.";
+}
+
 function renderAnswer(turn, answer) {
   turn.querySelector(".status").textContent = "";
   const draft = turn.querySelector(".draft");
@@ -86,7 +96,7 @@ function renderAnswer(turn, answer) {
   text.lang = answer.lang || "";
   renderAnswerText(text, answer.answer, answer.citations);
   const mode = turn.querySelector(".mode");
-  mode.textContent = MODES[answer.mode] || answer.mode;
+  mode.textContent = modeText(answer);
   mode.className = `mode mode-${answer.mode}`;
   mode.dataset.mode = answer.mode;
   const notes = turn.querySelector(".notes");

@@ -115,6 +115,26 @@ def claim_match_report(path: Path, gen: Any | None) -> dict[str, Any]:
     return report
 
 
+def counts(rows: list[dict[str, Any]], stop: list[bool]) -> tuple[int, int]:
+    """(wrong claims stopped, right claims kept) when ``stop[i]`` says whether row i is stopped."""
+    stopped = sum(s for s, r in zip(stop, rows, strict=True) if r["label"] == "wrong")
+    kept = sum(not s for s, r in zip(stop, rows, strict=True) if r["label"] != "wrong")
+    return stopped, kept
+
+
+def best_balance(rows: list[dict[str, Any]], scores: list[float], lexical: list[bool]) -> str:
+    """The threshold on ``scores`` (with the lexical verdicts) that best balances stopped and kept."""
+    wrong = sum(r["label"] == "wrong" for r in rows)
+    right = len(rows) - wrong
+    best = (-1.0, "")
+    for t in sorted(set(scores)):
+        stopped, kept = counts(rows, [lex or score < t for lex, score in zip(lexical, scores, strict=True)])
+        balance = min(stopped / wrong, kept / right)
+        if balance > best[0]:
+            best = (balance, f"threshold {t:.3f}: stops {stopped}/{wrong}, keeps {kept}/{right}")
+    return best[1]
+
+
 def likelihood_report(rows: list[dict[str, Any]], gen: Any) -> dict[str, Any]:
     """Alternatives to the yes/no check, measured: how likely the model finds the claim as a translation.
 
@@ -135,19 +155,9 @@ def likelihood_report(rows: list[dict[str, Any]], gen: Any) -> dict[str, Any]:
         plain = [{"role": "user", "content": f"Write one sentence in {LANGUAGE_NAMES.get(r['lang'], 'English')}."}]
         alone = gen.score(plain, r["claim"])
         feats.append({"forward": mean(fwd), "backward": mean(bwd), "pmi": mean(fwd) - mean(alone)})
-    wrong = sum(r["label"] == "wrong" for r in rows)
-    right = len(rows) - wrong
     report: dict[str, Any] = {}
     for name in ("forward", "backward", "pmi"):
-        best = (-1.0, "")
-        for t in sorted({f[name] for f in feats}):
-            stop = [bool(r["lexical"]) or f[name] < t for r, f in zip(rows, feats, strict=True)]
-            stopped = sum(s for s, r in zip(stop, rows, strict=True) if r["label"] == "wrong")
-            kept = sum(not s for s, r in zip(stop, rows, strict=True) if r["label"] != "wrong")
-            balance = min(stopped / wrong, kept / right)
-            if balance > best[0]:
-                best = (balance, f"threshold {t:.3f}: stops {stopped}/{wrong}, keeps {kept}/{right}")
-        report[name] = best[1]
+        report[name] = best_balance(rows, [f[name] for f in feats], [bool(r["lexical"]) for r in rows])
     # ranking, not calibration: for each evidence sentence, is the faithful claim scored above the wrong one?
     pairs: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
     for r, f in zip(rows, feats, strict=True):
@@ -182,21 +192,11 @@ def roundtrip_report(rows: list[dict[str, Any]], gen: Any) -> dict[str, Any]:
     wrong = sum(r["label"] == "wrong" for r in cross)
     right = len(cross) - wrong
     report: dict[str, Any] = {"pairs": len(cross)}
+    lexical = [r["lexical_stops"] or r["back_lexical"] for r in cross]
     for name in ("back_cosine", "back_p_yes"):
-        best = (-1.0, "")
-        for t in sorted({r[name] for r in cross}):
-            stop = [r["lexical_stops"] or r["back_lexical"] or r[name] < t for r in cross]
-            stopped = sum(s for s, r in zip(stop, cross, strict=True) if r["label"] == "wrong")
-            kept = sum(not s for s, r in zip(stop, cross, strict=True) if r["label"] != "wrong")
-            balance = min(stopped / wrong, kept / right)
-            if balance > best[0]:
-                best = (balance, f"threshold {t:.3f}: stops {stopped}/{wrong}, keeps {kept}/{right}")
-        report[name] = best[1]
-    at_04 = [r["lexical_stops"] or r["p_yes"] < 0.4 for r in cross]  # today's translation check, same pairs
-    report["today (lexical + yes/no >= 0.4)"] = (
-        f"stops {sum(s for s, r in zip(at_04, cross, strict=True) if r['label'] == 'wrong')}/{wrong}, "
-        f"keeps {sum(not s for s, r in zip(at_04, cross, strict=True) if r['label'] != 'wrong')}/{right}"
-    )
+        report[name] = best_balance(cross, [r[name] for r in cross], lexical)
+    stopped, kept = counts(cross, [r["lexical_stops"] or r["p_yes"] < 0.4 for r in cross])  # today's check
+    report["today (lexical + yes/no >= 0.4)"] = f"stops {stopped}/{wrong}, keeps {kept}/{right}"
     return report
 
 

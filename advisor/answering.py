@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from advisor.citations import MARKER_RE, unsafe_model_text, verify
+from advisor.citations import MARKER_RE, marker_numbers, unsafe_model_text, verify
 from advisor.embedders import Embedder
 from advisor.extractive import Pick, extractive_answer, select_evidence
 from advisor.faithfulness import JUDGE_THRESHOLD, check_claim
@@ -126,10 +126,7 @@ def _translate_quotes(
         if passage.lang == lang or not opts.translate:
             out.append(None)
             continue
-        via = None
-        if pivots(passage.lang, lang):  # through a checked English translation (shared with English askers)
-            via = _translation(gen, quote.text, passage.lang, PIVOT, opts).text
-        out.append(_translation(gen, quote.text, passage.lang, lang, opts, via=via).text)
+        out.append(_translation(gen, quote.text, passage.lang, lang, opts).text)
         refused += out[-1] is None
     if refused:
         work.notes.append(f"{refused} machine translation(s) failed a check against their quote and are not shown")
@@ -137,12 +134,16 @@ def _translate_quotes(
     return out, work
 
 
-def _translation(
-    gen: Generator, quote: str, quote_lang: str, lang: str, opts: AnswerOptions, via: str | None = None
-) -> Translated:
-    """``quote`` translated into ``lang`` and checked, from the cache when it holds a verdict."""
+def _translation(gen: Generator, quote: str, quote_lang: str, lang: str, opts: AnswerOptions) -> Translated:
+    """``quote`` translated into ``lang`` and checked, from the cache when it holds a verdict.
+
+    Between two languages neither of which is English, the model translates from the quote's
+    checked English translation (itself from the cache, or made and kept there: English askers
+    share it); the English step runs only when ``lang`` has no verdict yet.
+    """
     done = opts.translations.get(quote, lang) if opts.translations else None
     if done is None:
+        via = _translation(gen, quote, quote_lang, PIVOT, opts).text if pivots(quote_lang, lang) else None
         sink = opts.on_token  # what the model writes streams as it is written, translations too
         done = translate(gen, opts.embedder, quote, quote_lang, lang, timeout=opts.timeout, on_token=sink, via=via)
         if sink is not None:
@@ -185,7 +186,7 @@ def _direct_answer(
     if not covered or not sentence:
         return covered, "", work
     t1 = time.perf_counter()
-    numbers = sorted({int(n) for n in re.findall(r"\[(\d+)\]", sentence) if 1 <= int(n) <= len(shown)})
+    numbers = sorted({n for n in marker_numbers(sentence) if 1 <= n <= len(shown)})
     bare = _without_verdict(MARKER_RE.sub("", sentence).strip())
     evidence = [(shown[n - 1], found.lang if translations[n - 1] else cites[n - 1].lang) for n in numbers]
     quoted = [q.text for q in quotes] + [t for t in translations if t]

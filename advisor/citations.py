@@ -27,6 +27,7 @@ __all__ = [
     "MARKER_RE",
     "Verified",
     "evidence_sentences",
+    "marker_numbers",
     "passage_sentences",
     "resolve_markers",
     "unsafe_model_text",
@@ -35,6 +36,11 @@ __all__ = [
 
 MARKER_RE = re.compile(r"\[(\s*\d+\s*(?:[,;]\s*\d+\s*)*)\]")
 SUPPORT_THRESHOLD = 0.35
+
+
+def marker_numbers(text: str) -> list[int]:
+    """The numbers of the single citation markers in ``text`` ("[2]"), in order."""
+    return [int(n) for n in re.findall(r"\[(\d+)\]", text)]
 
 
 def passage_sentences(passage: Passage) -> list[Sentence]:
@@ -178,7 +184,7 @@ def verify(
     dropped = 0
     used: list[int] = []
     for sentence, vec in zip(pieces, sent_vecs, strict=True):
-        numbers = [int(n) for n in re.findall(r"\[(\d+)\]", sentence)]
+        numbers = marker_numbers(sentence)
         good = [n for n in numbers if n in passage_vecs and float(np.max(passage_vecs[n] @ vec)) >= threshold]
         bare = MARKER_RE.sub("", sentence).strip()
         if not words(bare):

@@ -11,7 +11,6 @@ import functools
 import inspect
 import json
 import os
-import re
 import sys
 import textwrap
 import typing
@@ -377,7 +376,9 @@ def _mode_text(answer: Answer) -> str:
     """How the answer was made; a model-written one says when it rests on a machine translation."""
     if answer.mode != "llm":
         return _MODE[answer.mode]
-    cited = sorted({int(n) for n in re.findall(r"\[(\d+)\]", answer.text)})
+    from advisor.citations import marker_numbers  # numpy: not on the start-up path of every command
+
+    cited = sorted(set(marker_numbers(answer.text)))
     via = [n for n in cited if n <= len(answer.translations) and answer.translations[n - 1]]
     if not via:
         return _MODE["llm"]

@@ -75,11 +75,9 @@ def measure(paths: list[Path], n: int) -> list[dict[str, object]]:
                 picks = select_evidence(found.question, found.passages, adv.embedder)
                 if found.abstain or not picks:
                     continue
-                candidates = []
-                for t in _score_sentences(found.question, found.passages, adv.embedder, 0.0):
-                    if t.sentence.text not in {c.sentence.text for c in candidates}:
-                        candidates.append(t)
-                candidates = candidates[:n]
+                scored = _score_sentences(found.question, found.passages, adv.embedder, 0.0)
+                distinct = {t.sentence.text: t for t in reversed(scored)}  # a repeated sentence keeps its best score
+                candidates = sorted(distinct.values(), key=lambda t: -t.score)[:n]
                 logps = choice_probabilities(adv.generator, found.question, [c.sentence.text for c in candidates])
                 if logps is None:
                     raise SystemExit("this generator returns no scores; use the default local model")

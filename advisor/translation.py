@@ -9,7 +9,12 @@ beneath it, labelled as a machine translation, only if it passes every check:
 * it says what the quote says: cross-lingual embedding similarity (the topic),
   :func:`advisor.faithfulness.lexical_conflicts` (negations, numbers, before /
   after, time units, comparisons, order, frequency) and the model's own strict
-  yes/no check of the pair (:func:`advisor.faithfulness.model_check`).
+  yes/no check of the pair (:func:`advisor.faithfulness.model_check`);
+* the model was sure of every word of it: no token of the translation, read back
+  as the model's own reply to the request, has a probability below
+  :data:`CONFIDENCE_FLOOR` (:func:`translation_confidence`). A small model that
+  does not know a word ("aufdringlich") still writes one, greedily, but with
+  less confidence than the words it knows.
 
 Between two languages neither of which is English (a Spanish quote for a German
 asker), the quote is translated into English first and that checked English
@@ -27,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import threading
 from dataclasses import dataclass
@@ -39,11 +45,25 @@ from advisor.generation import Generator, TokenSink
 from advisor.lang import detect_language, words
 from advisor.prompts import translate_messages
 
-__all__ = ["PIVOT", "TRANSLATION_SUPPORT", "Translated", "TranslationCache", "pivots", "plain_translation", "translate"]
+__all__ = [
+    "CONFIDENCE_FLOOR",
+    "PIVOT",
+    "TRANSLATION_SUPPORT",
+    "Translated",
+    "TranslationCache",
+    "pivots",
+    "plain_translation",
+    "translate",
+    "translation_confidence",
+]
 
 TRANSLATION_SUPPORT = 0.6  # cosine a translation must reach with the sentence it translates
-CACHE_VERSION = "3"  # bump when the prompt or the checks change: old verdicts are then ignored
+CACHE_VERSION = "4"  # bump when the prompt or the checks change: old verdicts are then ignored
 PIVOT = "en"
+# The lowest probability the model may have given a token of its own translation. Measured with
+# scripts/translation_confidence.py on tests/data/translations.yaml (translations the advisor showed,
+# each labelled by reading it against its quote): see docs/answers.md.
+CONFIDENCE_FLOOR = 0.1
 
 
 def pivots(quote_lang: str, lang: str) -> bool:
@@ -165,4 +185,19 @@ def translate(
     verdict = check_claim(generator, quote, quote_lang, text, lang, TRANSLATION_THRESHOLD)
     if not verdict.ok:
         return Translated(None, "; ".join(verdict.reasons) or "the model's check said no")
+    sure = translation_confidence(generator, source, lang, text)
+    if sure is not None and sure < CONFIDENCE_FLOOR:
+        return Translated(None, f"the model was unsure of a word of it (lowest token probability {sure:.2f})")
     return Translated(text)
+
+
+def translation_confidence(generator: Generator, source: str, lang: str, text: str) -> float | None:
+    """The lowest probability the model gives a token of ``text`` as its translation of ``source``.
+
+    One forward pass over the translation request and ``text`` (nothing generated). None when
+    the generator cannot score (an OpenAI-compatible server): the check is then skipped.
+    """
+    logprobs = generator.score(translate_messages(source, lang), text)
+    if logprobs is None:
+        return None
+    return math.exp(min(logprobs)) if logprobs else 1.0

@@ -111,12 +111,14 @@ class FakeGenerator:
         name: str = "fake-llm",
         judge: Callable[[Sequence[dict[str, str]]], float] | None = None,
         coverage: float = 1.0,
+        confidence: float = 0.9,
     ) -> None:
         self.script = script
         self.n_ctx = n_ctx
         self.name = name
         self.judge = judge  # the probability of "yes" to a check prompt; None: always yes
         self.coverage = coverage  # the probability of "COVERED: yes" to the answer prompt
+        self.confidence = confidence  # the probability of each token of a translation, read back
         self.calls: list[list[dict[str, str]]] = []
         self.grammars: list[str | None] = []
 
@@ -143,9 +145,12 @@ class FakeGenerator:
         return Generation(text=text, prompt_tokens=prompt_tokens, finish=finish)
 
     def score(self, messages: Sequence[dict[str, str]], reply: str) -> list[float]:
-        """Log-probabilities for the replies a yes/no check reads: "yes" with ``judge``'s probability."""
+        """Log-probabilities for the replies a yes/no check reads ("yes" with ``judge``'s probability),
+        and for a translation read back (``confidence`` per token)."""
         import math
 
+        if prompt_kind(messages) == "translate":  # a translation read back: every token equally sure
+            return [math.log(self.confidence)] * max(1, len(reply.split()))
         p = 1.0 if self.judge is None else self.judge(messages)
         if prompt_kind(messages) == "answer":  # the coverage question: "COVERED: yes" or "COVERED: no"
             p = self.coverage

@@ -86,7 +86,7 @@ def open_page(browser: Any, url: str) -> None:
     wait_for(lambda: browser.execute_script("return document.body.dataset.ready === '1'"), 30, "the page to start")
 
 
-def ask(browser: Any, question: str) -> Any:
+def ask(browser: Any, question: str, timeout: float = 120) -> Any:
     """Type ``question`` and press Enter (the keyboard path); the finished turn element."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -102,7 +102,7 @@ def ask(browser: Any, question: str) -> Any:
             return turns[-1]
         return None
 
-    turn = wait_for(finished, what="the answer")
+    turn = wait_for(finished, timeout, what="the answer")
     assert turn.get_attribute("data-state") == "done", turn.text
     return turn
 
@@ -191,7 +191,8 @@ def test_a_model_written_answer_streams_its_draft_before_the_checked_answer(brow
             }).observe(document.getElementById('conversation'),
                        {subtree: true, childList: true, characterData: true});"""
         )
-        turn = ask(browser, QUESTION)
+        # the real model on one thread, translations uncached: about 80 s alone on this machine
+        turn = ask(browser, QUESTION, timeout=300)
         draft = turn.find_element(By.CSS_SELECTOR, ".draft").text
         label = turn.find_element(By.CSS_SELECTOR, ".draft-label").text
         mode = turn.find_element(By.CSS_SELECTOR, ".mode").get_attribute("data-mode")

@@ -11,7 +11,7 @@ from conftest import FakeGenerator, prompt_kind
 
 from advisor import Advisor
 from advisor.embedders import UseEmbedder
-from advisor.translation import TranslationCache, plain_translation
+from advisor.translation import CONFIDENCE_FLOOR, TranslationCache, plain_translation, translation_confidence
 
 pytestmark = pytest.mark.integration
 
@@ -29,14 +29,19 @@ def quote_of(messages: Any) -> str:
 
 
 def gloss_advisor(
-    home: Path, docs: Path, use: UseEmbedder, reply: Callable[[str], str], judge: float = 1.0
+    home: Path,
+    docs: Path,
+    use: UseEmbedder,
+    reply: Callable[[str], str],
+    judge: float = 1.0,
+    confidence: float = 0.9,
 ) -> tuple[Advisor, FakeGenerator]:
     def script(messages: Any) -> str:
         if prompt_kind(messages) == "translate":
             return reply(quote_of(messages))
         return "COVERED: no"  # no direct answer: the answer is extractive, with the translations
 
-    gen = FakeGenerator(script, judge=lambda messages: judge)
+    gen = FakeGenerator(script, judge=lambda messages: judge, confidence=confidence)
     adv = Advisor(home=home, embedder=use, generator=gen, abstain_threshold=0.0)
     adv.ingest([docs])
     return adv, gen
@@ -103,6 +108,20 @@ def test_the_models_own_check_can_refuse_a_translation(tmp_home: Path, docs: Pat
     adv, _ = gloss_advisor(tmp_home, docs, use, lambda quote: FAITHFUL, judge=0.1)
     answer = adv.ask(QUESTION, llm=True)
     assert answer.translations == [None]
+
+
+def test_a_translation_the_model_was_unsure_of_is_not_shown(tmp_home: Path, docs: Path, use: UseEmbedder) -> None:
+    # a word the model did not know ("aufdringlich" became "stressful") is written greedily all the
+    # same, but read back as the model's own reply it has a low probability: the translation is refused
+    adv, gen = gloss_advisor(tmp_home, docs, use, lambda quote: FAITHFUL, confidence=CONFIDENCE_FLOOR / 2)
+    answer = adv.ask(QUESTION, llm=True)
+    assert answer.translations == [None]
+    assert any("failed a check" in n for n in answer.notes)
+    sure = translation_confidence(gen, SPANISH, "en", FAITHFUL)
+    assert sure == pytest.approx(CONFIDENCE_FLOOR / 2)
+    # just above the floor, the same translation is shown
+    steady, _ = gloss_advisor(tmp_home / "2", docs, use, lambda quote: FAITHFUL, confidence=CONFIDENCE_FLOOR * 1.5)
+    assert steady.ask(QUESTION, llm=True).translations == [FAITHFUL]
 
 
 def test_quotes_in_the_question_language_are_not_translated(tmp_home: Path, docs: Path, use: UseEmbedder) -> None:

@@ -28,6 +28,7 @@ __all__ = [
     "answer_messages",
     "check_messages",
     "claim_messages",
+    "question_messages",
     "translate_messages",
 ]
 
@@ -108,27 +109,29 @@ def translate_messages(quote: str, lang: str) -> list[Message]:
 def check_messages(source: str, source_lang: str, claim: str, claim_lang: str) -> list[Message]:
     """Messages asking whether ``claim`` says exactly what ``source`` says (the reply: yes or no)."""
     names = LANGUAGE_NAMES
-    return [
-        {"role": "system", "content": CHECK_SYSTEM},
-        {
-            "role": "user",
-            "content": f"Source ({names.get(source_lang, 'English')}): {neutralise(source)}\n"
-            f"Claim ({names.get(claim_lang, 'English')}): {neutralise(claim)}\n"
-            "Does the claim say exactly what the source says?",
-        },
-    ]
+    return question_messages(
+        CHECK_SYSTEM,
+        f"Source ({names.get(source_lang, 'English')}): {neutralise(source)}\n"
+        f"Claim ({names.get(claim_lang, 'English')}): {neutralise(claim)}\n"
+        "Does the claim say exactly what the source says?",
+    )
 
 
 def claim_messages(statement: str, claim: str) -> list[Message]:
     """Messages asking whether ``statement`` (from an answer) makes the expected point ``claim`` (yes or no)."""
-    return [
-        {"role": "system", "content": CLAIM_SYSTEM},
-        {
-            "role": "user",
-            "content": f"Statement: {neutralise(statement)}\nExpected point: {neutralise(claim)}\n"
-            "Does the statement make the expected point?",
-        },
-    ]
+    return question_messages(
+        CLAIM_SYSTEM,
+        f"Statement: {neutralise(statement)}\nExpected point: {neutralise(claim)}\n"
+        "Does the statement make the expected point?",
+    )
+
+
+def question_messages(system: str, user: str) -> list[Message]:
+    """One request of its own kind: ``system`` (its llama.cpp context's fixed start), then ``user``.
+
+    ``user`` must already have its untrusted parts neutralised.
+    """
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 def _answer_request(question: str, language: str, evidence: Sequence[str]) -> str:

@@ -37,7 +37,7 @@ from advisor.evaluation import load_scenarios
 from advisor.extractive import _score_sentences, select_evidence
 from advisor.faithfulness import yes_probability
 from advisor.generation import Generator
-from advisor.prompts import Message
+from advisor.prompts import Message, question_messages
 from advisor.safety import neutralise
 
 SYSTEM = (
@@ -67,14 +67,11 @@ POINTWISE_SYSTEM = (
 
 
 def pointwise_messages(question: str, sentence: str) -> list[Message]:
-    return [
-        {"role": "system", "content": POINTWISE_SYSTEM},
-        {
-            "role": "user",
-            "content": f"Question: {neutralise(question)}\nSentence: {neutralise(sentence)}\n"
-            "Does the sentence answer the question? Answer yes or no.",
-        },
-    ]
+    return question_messages(
+        POINTWISE_SYSTEM,
+        f"Question: {neutralise(question)}\nSentence: {neutralise(sentence)}\n"
+        "Does the sentence answer the question? Answer yes or no.",
+    )
 
 
 def choice_probabilities(gen: Generator, question: str, sentences: list[str]) -> list[float] | None:

@@ -51,10 +51,12 @@ __all__ = [
     "TRANSLATION_SUPPORT",
     "Translated",
     "TranslationCache",
+    "lowest_probability",
     "pivots",
     "plain_translation",
     "translate",
     "translation_confidence",
+    "translation_logprobs",
 ]
 
 TRANSLATION_SUPPORT = 0.6  # cosine a translation must reach with the sentence it translates
@@ -191,13 +193,24 @@ def translate(
     return Translated(text)
 
 
+def translation_logprobs(generator: Generator, source: str, lang: str, text: str) -> list[float] | None:
+    """The log-probability of each token of ``text`` as the model's translation of ``source``.
+
+    One forward pass over the translation request and ``text`` (nothing generated). None when
+    the generator cannot score (an OpenAI-compatible server).
+    """
+    return generator.score(translate_messages(source, lang), text)
+
+
+def lowest_probability(logprobs: list[float]) -> float:
+    """The lowest token probability of a reply (1.0 for an empty one)."""
+    return math.exp(min(logprobs)) if logprobs else 1.0
+
+
 def translation_confidence(generator: Generator, source: str, lang: str, text: str) -> float | None:
     """The lowest probability the model gives a token of ``text`` as its translation of ``source``.
 
-    One forward pass over the translation request and ``text`` (nothing generated). None when
-    the generator cannot score (an OpenAI-compatible server): the check is then skipped.
+    None when the generator cannot score: the check is then skipped.
     """
-    logprobs = generator.score(translate_messages(source, lang), text)
-    if logprobs is None:
-        return None
-    return math.exp(min(logprobs)) if logprobs else 1.0
+    logprobs = translation_logprobs(generator, source, lang, text)
+    return None if logprobs is None else lowest_probability(logprobs)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import tempfile
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from advisor.prompts import translate_messages
+from advisor.translation import lowest_probability, translation_logprobs
 
 REPO = Path(__file__).resolve().parent.parent
 ITEMS = REPO / "tests" / "data" / "translations.yaml"
@@ -48,10 +47,8 @@ def load(path: Path) -> list[dict[str, Any]]:
 
 
 def confidence(logprobs: list[float]) -> tuple[float, float]:
-    """(lowest token probability, mean token log-probability) of a reply's tokens."""
-    if not logprobs:
-        return 1.0, 0.0
-    return math.exp(min(logprobs)), sum(logprobs) / len(logprobs)
+    """(lowest token probability, as the advisor's check reads it; mean token log-probability)."""
+    return lowest_probability(logprobs), (sum(logprobs) / len(logprobs) if logprobs else 0.0)
 
 
 def sweep(rows: list[dict[str, Any]], key: str, floors: tuple[float, ...]) -> list[dict[str, Any]]:
@@ -81,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         gen = adv.generator
         for item in items:
             source = item.get("via") or item["quote"]
-            logprobs = gen.score(translate_messages(source, item["lang"]), item["translation"])
+            logprobs = translation_logprobs(gen, source, item["lang"], item["translation"])
             if logprobs is None:
                 raise SystemExit("error: this generator returns no scores; use the default local model")
             low, mean = confidence(logprobs)

@@ -116,22 +116,37 @@ def _timed(work: _Work, key: str, t0: float) -> None:
 
 def _translate_quotes(
     gen: Generator, lang: str, cites: Sequence[Passage], quotes: Sequence[Sentence], opts: AnswerOptions
-) -> tuple[list[str | None], _Work]:
-    """A checked translation of each quote in another language than ``lang`` (None: same language or refused)."""
+) -> tuple[list[str | None], list[str | None], _Work]:
+    """Each quote's checked translation into ``lang``, and its checked English one where that was refused.
+
+    ``(translations, english, work)``: ``translations[i]`` is None for a quote in ``lang`` or one
+    whose translation failed a check; ``english[i]`` is then the quote's checked English
+    translation when ``lang`` is not English (a Spanish or German asker who gets no translation
+    into their language can often read English; the English step of a translation through English
+    is cached, so this costs nothing), else None.
+    """
     t0 = time.perf_counter()
     work = _Work()
     out: list[str | None] = []
+    english: list[str | None] = []
     refused = 0
     for passage, quote in zip(cites, quotes, strict=True):
+        english.append(None)
         if passage.lang == lang or not opts.translate:
             out.append(None)
             continue
         out.append(_translation(gen, quote.text, passage.lang, lang, opts).text)
-        refused += out[-1] is None
+        if out[-1] is None:
+            refused += 1
+            if PIVOT not in {lang, passage.lang}:
+                english[-1] = _translation(gen, quote.text, passage.lang, PIVOT, opts).text
     if refused:
         work.notes.append(f"{refused} machine translation(s) failed a check against their quote and are not shown")
+    instead = sum(e is not None for e in english)
+    if instead:
+        work.notes.append(f"{instead} of them shown as their checked English translation instead")
     _timed(work, "translate_ms", t0)
-    return out, work
+    return out, english, work
 
 
 def _translation(gen: Generator, quote: str, quote_lang: str, lang: str, opts: AnswerOptions) -> Translated:
@@ -264,10 +279,11 @@ def build_answer(found: Retrieval, opts: AnswerOptions) -> Answer:
     if not picks:
         return finish(text=abstain_text(found.lang, opts.topics()), mode="abstain", citations=[])
     translations: list[str | None] = [None] * len(picks)
+    english: list[str | None] = [None] * len(picks)
     sentence = ""
     if opts.generator is not None:
         gen = opts.generator()
-        translations, step = _translate_quotes(gen, found.lang, cites, quotes, opts)
+        translations, english, step = _translate_quotes(gen, found.lang, cites, quotes, opts)
         work.add(step)
         covered, sentence, step = _direct_answer(gen, found, cites, quotes, translations, opts)
         work.add(step)
@@ -283,6 +299,7 @@ def build_answer(found: Retrieval, opts: AnswerOptions) -> Answer:
                 citations=cites,
                 quotes=quotes,
                 translations=translations,
+                english=english,
                 groundedness=grounded,
             )
         work.notes.append("the model's answer sentence was not shown: its cited quote does not support it")
@@ -291,5 +308,11 @@ def build_answer(found: Retrieval, opts: AnswerOptions) -> Answer:
     text, cites, quotes = extractive_answer(found.lang, found.passages, picks)
     grounded = verify(text.split("\n", 1)[-1], cites, opts.embedder).groundedness
     return finish(
-        text=text, mode="extractive", citations=cites, quotes=quotes, translations=translations, groundedness=grounded
+        text=text,
+        mode="extractive",
+        citations=cites,
+        quotes=quotes,
+        translations=translations,
+        english=english,
+        groundedness=grounded,
     )

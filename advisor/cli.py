@@ -406,6 +406,11 @@ def _render_answer(answer: Answer, explain: bool) -> str:
             language = _LANGUAGE.get(answer.lang, answer.lang)
             note = "machine translation (may be inexact; the quote is the source)"
             lines.append(f"    {language} {note}: “{_line(translation)}”")
+        english = answer.english[i - 1] if i <= len(answer.english) else None
+        if english:
+            language = _LANGUAGE.get(answer.lang, answer.lang)
+            note = f"machine translation (no {language} one passed its checks; may be inexact; the quote is the source)"
+            lines.append(f"    English {note}: “{_line(english)}”")
         where = answer.quotes[i - 1] if i <= len(answer.quotes) else p
         page = f", page {p.page}" if p.page else ""
         of = f" of its text {_line(p.text_path)}" if p.text_path else ""

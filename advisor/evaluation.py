@@ -17,6 +17,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from itertools import zip_longest
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -355,6 +356,9 @@ def score_answer(
         metrics["translation_coverage"] = sum(
             bool(i < len(answer.translations) and answer.translations[i]) for i in foreign
         ) / len(foreign)
+        # the same, counting a checked English translation shown instead of a refused one
+        shown = [t or e for t, e in zip_longest(answer.translations, answer.english)]
+        metrics["translation_or_english"] = sum(bool(i < len(shown) and shown[i]) for i in foreign) / len(foreign)
     if s.expect_claims and embedder is not None:
         metrics["claim_recall"] = claim_recall(s, answer, embedder, judge)
     metrics[f"mode_{answer.mode}"] = 1.0
@@ -518,6 +522,7 @@ def _run_one(advisor: Advisor, s: Scenario, retrieval_only: bool, llm: bool, sou
                 "text": p.text,
                 "quote": answer.quotes[i - 1].text if i <= len(answer.quotes) else None,
                 "translation": answer.translations[i - 1] if i <= len(answer.translations) else None,
+                "english_translation": answer.english[i - 1] if i <= len(answer.english) else None,
             }
             | ({"text_path": p.text_path, "page": p.page} if p.text_path else {})
             for i, p in enumerate(answer.citations, start=1)

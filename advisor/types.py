@@ -106,6 +106,9 @@ class Answer:
     sentence of it the answer rests on (verbatim, document offsets) and
     ``translations[i]`` that sentence's checked machine translation into the
     question's language (None: same language, or no translation passed its checks).
+    ``english[i]`` is the sentence's checked English machine translation, given only
+    when the question is in another language than English and ``translations[i]``
+    was refused (None otherwise): an answer never rests on it.
     """
 
     question: str
@@ -118,6 +121,7 @@ class Answer:
     notes: list[str] = field(default_factory=list)
     quotes: list[Sentence] = field(default_factory=list)
     translations: list[str | None] = field(default_factory=list)
+    english: list[str | None] = field(default_factory=list)
     groundedness: float | None = None  # share of the shown sentences the verifier finds supported (None: abstained)
     prompt_tokens: int = 0  # the model's direct-answer request (0: no model was asked)
     completion_tokens: int = 0
@@ -141,6 +145,8 @@ class Answer:
                     "supporting_sentence": asdict(self.quotes[i]) if i < len(self.quotes) else None,
                     # its checked machine translation into the question's language, or None
                     "translation": self.translations[i] if i < len(self.translations) else None,
+                    # when that was refused and the question is not in English: its checked English one
+                    "english_translation": self.english[i] if i < len(self.english) else None,
                 }
                 for i, p in enumerate(self.citations)
             ],

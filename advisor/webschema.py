@@ -60,6 +60,9 @@ class Citation(BaseModel):
     part: str
     supporting_sentence: Sentence | None
     translation: str | None = Field(None, description="a checked translation of the quote, when there is one")
+    english_translation: str | None = Field(
+        None, description="the quote's checked English translation, when one into the question's language was refused"
+    )
 
 
 class AnswerOut(BaseModel):

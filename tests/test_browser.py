@@ -220,6 +220,18 @@ def test_a_translation_is_shown_beside_a_foreign_quote(browser: Any, web_server:
     )
     assert shown == "Hello."
     assert not browser.find_elements(By.CSS_SELECTOR, "#conversation .translation")  # none without the field
+    # a German question whose German translation was refused: the checked English one, labelled as English
+    english = browser.execute_script(
+        """const list = document.createElement('ol');
+        document.body.append(list);
+        renderCitations(list, [{marker: 1, source: 'good-word-timing', title: 'T', lang: 'es', start: 0, end: 5,
+          text: 'Hola.', flagged: false, supporting_sentence: null, translation: null, english_translation: 'Hello.'}]);
+        const p = list.querySelector('.translation');
+        const label = getComputedStyle(p, '::before').content;
+        list.remove();
+        return [p.textContent, p.lang, label];"""
+    )
+    assert english[:2] == ["Hello.", "en"] and english[2].startswith('"English translation'), english
     # a model-written answer that rests on a machine translation says so in its mode line
     modes = browser.execute_script(
         """const cite = (translation) => ({marker: 1, lang: 'es', translation});

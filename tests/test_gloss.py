@@ -170,6 +170,37 @@ def test_a_quote_for_a_german_asker_is_translated_through_english(tmp_home: Path
     assert not any(prompt_kind(call) == "translate" for call in gen.calls[calls:])
 
 
+def test_a_german_asker_whose_translation_is_refused_sees_the_checked_english_one(
+    tmp_home: Path, docs: Path, use: UseEmbedder
+) -> None:
+    import json
+
+    from advisor.cli import _render_answer
+
+    # the English step passes its checks; the German one says something else and is refused
+    unrelated = "Das Wetter ist heute in Berlin sonnig und warm."
+    adv, gen = gloss_advisor(tmp_home, docs, use, lambda quote: FAITHFUL if quote == SPANISH else unrelated)
+    answer = adv.ask(GERMAN_QUESTION, llm=True)
+    assert answer.translations == [None] and answer.english == [FAITHFUL], answer.notes
+    assert any("shown as their checked English translation instead" in n for n in answer.notes)
+    assert json.loads(json.dumps(answer.to_dict()))["citations"][0]["english_translation"] == FAITHFUL
+    shown = _render_answer(answer, explain=False)
+    label = "English machine translation (no German one passed its checks; may be inexact; the quote is the source)"
+    assert f"{label}: “{FAITHFUL}”" in shown
+    assert unrelated not in shown
+    # advisor eval counts it apart: no translation into German, but a checked English one
+    from advisor.evaluation import Scenario, _SourceCache, score_answer
+
+    metrics, _ = score_answer(Scenario("x", GERMAN_QUESTION, "de"), answer, _SourceCache())
+    assert metrics["translation_coverage"] == 0.0 and metrics["translation_or_english"] == 1.0
+    # an English asker's own translation is the English one: nothing is shown twice
+    english = Advisor(home=tmp_home, embedder=use, generator=gen, abstain_threshold=0.0).ask(QUESTION, llm=True)
+    assert english.translations == [FAITHFUL] and english.english == [None]
+    # a refused English translation is not shown as a fallback either
+    refused, _ = gloss_advisor(tmp_home / "2", docs, use, lambda quote: unrelated)
+    assert refused.ask(GERMAN_QUESTION, llm=True).english == [None]
+
+
 def test_a_refused_english_step_leaves_the_direct_translation(tmp_home: Path, docs: Path, use: UseEmbedder) -> None:
     replies = iter(["Nothing to do with it.", GERMAN])  # the English step fails its checks
     adv, gen = gloss_advisor(tmp_home, docs, use, lambda quote: next(replies))

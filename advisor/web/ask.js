@@ -70,8 +70,14 @@ function renderCitations(list, citations) {
     const sentence = cite.supporting_sentence;
     item.append(el("blockquote", { class: "quote", lang: cite.lang }, sentence ? sentence.text : cite.text));
     if (cite.translation) item.append(el("p", { class: "translation" }, cite.translation));
+    else if (cite.english_translation) item.append(englishTranslation(cite));
     list.append(item);
   }
+}
+
+// A quote whose translation into the question's language was refused: its checked English one, labelled.
+function englishTranslation(cite) {
+  return el("p", { class: "translation english", lang: "en" }, cite.english_translation);
 }
 
 // How the answer was made; a model-written one says when it rests on a machine translation.
@@ -210,11 +216,11 @@ async function openCitation(cite, opener) {
       `${doc.path} · characters ${cite.start}–${cite.end} · ${doc.lang}${states[doc.state] || ""}`;
     const quote = $("viewer-quote");
     quote.replaceChildren();
-    quote.hidden = !cite.translation;
-    if (cite.translation) {
+    quote.hidden = !cite.translation && !cite.english_translation;
+    if (!quote.hidden) {
       const s = cite.supporting_sentence;
       quote.append(el("blockquote", { class: "quote", lang: cite.lang }, s ? s.text : cite.text),
-        el("p", { class: "translation" }, cite.translation));
+        cite.translation ? el("p", { class: "translation" }, cite.translation) : englishTranslation(cite));
     }
     const body = $("viewer-text");
     body.lang = doc.lang;

@@ -79,6 +79,24 @@ def test_the_coverage_probability_is_read_from_the_models_scores_of_both_replies
     assert p == pytest.approx(0.2)
 
 
+def test_the_titles_probability_is_the_models_chance_of_naming_some_article_rather_than_none() -> None:
+    coverage = load_script("coverage")
+
+    class Scores:
+        def __init__(self) -> None:
+            self.asked: list[str] = []
+
+        def score(self, messages: list[dict[str, str]], reply: str) -> list[float]:
+            self.asked.append(reply)
+            assert "Question: Can I ask for a raise?" in messages[-1]["content"]
+            assert "2. Second interviews" in messages[-1]["content"]
+            return [math.log({"0": 0.6, "1": 0.3, "2": 0.1}[reply])]
+
+    gen = Scores()
+    p = coverage.titles_probability(gen, "Can I ask for a raise?", ["Good words", "Second interviews"])
+    assert gen.asked == ["0", "1", "2"] and p == pytest.approx(0.4)
+
+
 def test_the_faithfulness_sweep_counts_stopped_and_kept_claims() -> None:
     faithfulness = load_script("faithfulness")
     rows = [{"label": "wrong"}, {"label": "wrong"}, {"label": "faithful"}, {"label": "faithful"}]

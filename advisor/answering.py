@@ -289,30 +289,15 @@ def build_answer(found: Retrieval, opts: AnswerOptions) -> Answer:
         work.add(step)
         if covered is False:
             work.notes.append("the model found that the quoted evidence does not answer the question")
+    glosses = {"translations": translations, "english": english}  # beneath each quote, whatever the mode
     if sentence:
         # what is shown, measured again by the citation verifier (embedding support per sentence)
         grounded = verify(sentence, cites, opts.embedder).groundedness
         if grounded == 1.0:
-            return finish(
-                text=sentence,
-                mode="llm",
-                citations=cites,
-                quotes=quotes,
-                translations=translations,
-                english=english,
-                groundedness=grounded,
-            )
+            return finish(text=sentence, mode="llm", citations=cites, quotes=quotes, groundedness=grounded, **glosses)
         work.notes.append("the model's answer sentence was not shown: its cited quote does not support it")
     if opts.generator is not None:
         work.notes.append("showing the quoted evidence instead (extractive answer)")
     text, cites, quotes = extractive_answer(found.lang, found.passages, picks)
     grounded = verify(text.split("\n", 1)[-1], cites, opts.embedder).groundedness
-    return finish(
-        text=text,
-        mode="extractive",
-        citations=cites,
-        quotes=quotes,
-        translations=translations,
-        english=english,
-        groundedness=grounded,
-    )
+    return finish(text=text, mode="extractive", citations=cites, quotes=quotes, groundedness=grounded, **glosses)

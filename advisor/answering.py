@@ -31,6 +31,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cache, partial
 
 from advisor.citations import MARKER_RE, marker_numbers, unsafe_model_text, verify
 from advisor.embedders import Embedder
@@ -135,11 +136,13 @@ def _translate_quotes(
         if passage.lang == lang or not opts.translate:
             out.append(None)
             continue
-        out.append(_translation(gen, quote.text, passage.lang, lang, opts).text)
+        # the English step, made at most once per quote: the route to ``lang`` and the fallback share it
+        english_step = cache(partial(_english, gen, quote.text, passage.lang, opts))
+        out.append(_translation(gen, quote.text, passage.lang, lang, opts, english_step).text)
         if out[-1] is None:
             refused += 1
-            if PIVOT not in {lang, passage.lang}:
-                english[-1] = _translation(gen, quote.text, passage.lang, PIVOT, opts).text
+            if pivots(passage.lang, lang):
+                english[-1] = english_step()
     if refused:
         work.notes.append(f"{refused} machine translation(s) failed a check against their quote and are not shown")
     instead = sum(e is not None for e in english)
@@ -149,16 +152,30 @@ def _translate_quotes(
     return out, english, work
 
 
-def _translation(gen: Generator, quote: str, quote_lang: str, lang: str, opts: AnswerOptions) -> Translated:
+def _english(gen: Generator, quote: str, quote_lang: str, opts: AnswerOptions) -> str | None:
+    """``quote``'s checked English translation, or None."""
+    return _translation(gen, quote, quote_lang, PIVOT, opts).text
+
+
+def _translation(
+    gen: Generator,
+    quote: str,
+    quote_lang: str,
+    lang: str,
+    opts: AnswerOptions,
+    english: Callable[[], str | None] | None = None,
+) -> Translated:
     """``quote`` translated into ``lang`` and checked, from the cache when it holds a verdict.
 
     Between two languages neither of which is English, the model translates from the quote's
-    checked English translation (itself from the cache, or made and kept there: English askers
-    share it); the English step runs only when ``lang`` has no verdict yet.
+    checked English translation (``english()``; by default from the cache, or made and kept
+    there: English askers share it); the English step runs only when ``lang`` has no verdict yet.
     """
     done = opts.translations.get(quote, lang) if opts.translations else None
     if done is None:
-        via = _translation(gen, quote, quote_lang, PIVOT, opts).text if pivots(quote_lang, lang) else None
+        via = None
+        if pivots(quote_lang, lang):
+            via = english() if english is not None else _english(gen, quote, quote_lang, opts)
         sink = opts.on_token  # what the model writes streams as it is written, translations too
         done = translate(gen, opts.embedder, quote, quote_lang, lang, timeout=opts.timeout, on_token=sink, via=via)
         if sink is not None:

@@ -76,6 +76,7 @@ class AnswerOptions:
     generator: Callable[[], Generator] | None = None  # None: extractive (no model)
     translations: TranslationCache | None = None
     translate: bool = True  # translate quotes in another language (with a model)
+    english_fallback: bool = True  # a refused translation's checked English one is shown instead
     judge_threshold: float = JUDGE_THRESHOLD
     max_tokens: int = ANSWER_TOKENS
     timeout: float = 120.0
@@ -122,9 +123,9 @@ def _translate_quotes(
 
     ``(translations, english, work)``: ``translations[i]`` is None for a quote in ``lang`` or one
     whose translation failed a check; ``english[i]`` is then the quote's checked English
-    translation when ``lang`` is not English (a Spanish or German asker who gets no translation
-    into their language can often read English; the English step of a translation through English
-    is cached, so this costs nothing), else None.
+    translation when ``lang`` is not English and ``opts.english_fallback`` is on (a Spanish or
+    German asker who gets no translation into their language can often read English; the English
+    step of a translation through English is cached, so this costs nothing), else None.
     """
     t0 = time.perf_counter()
     work = _Work()
@@ -141,7 +142,7 @@ def _translate_quotes(
         out.append(_translation(gen, quote.text, passage.lang, lang, opts, english_step).text)
         if out[-1] is None:
             refused += 1
-            if pivots(passage.lang, lang):
+            if opts.english_fallback and pivots(passage.lang, lang):
                 english[-1] = english_step()
     if refused:
         work.notes.append(f"{refused} machine translation(s) failed a check against their quote and are not shown")

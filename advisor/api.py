@@ -416,6 +416,7 @@ class Advisor:
             generator=(lambda: self.generator) if llm else None,
             translations=self.translations if llm else None,
             translate=self.settings.gloss,
+            english_fallback=self.settings.english_fallback,
             timeout=check_timeout(timeout) or self.settings.timeout,
             max_tokens=self.settings.max_tokens,
             on_token=on_token,

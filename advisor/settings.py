@@ -111,6 +111,13 @@ class Settings(BaseSettings):
         True,
         description="with a model, add a checked one-sentence translation to quotes in another language",
     )
+    english_fallback: bool = Field(
+        True,
+        description=(
+            "when a quote's translation into the question's language fails its checks, show the quote's "
+            "checked English translation instead, labelled as English (Spanish and German askers)"
+        ),
+    )
     max_tokens: int = Field(
         96, ge=8, description="tokens the model may write for the direct answer (a translation gets its own budget)"
     )

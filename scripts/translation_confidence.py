@@ -16,6 +16,18 @@ question is whether it does so with visibly less confidence than when it transla
 On 2026-12-02 (68 items, 29 wrong): a floor of 0.1 on the lowest token probability, chosen on the
 held-out items (2/13 wrong stopped, 21/21 faithful kept), stopped 6/16 wrong and kept 17/18
 faithful ones on the shipped items; advisor.translation uses it (CONFIDENCE_FLOOR).
+
+``--round-trip`` also has the model translate each translation back into the quote's language
+(greedy, the advisor's own translation request) and scores the back-translation against the quote
+with chrF (character n-gram F-score, n = 1..6, beta = 2): a translation that changed a word or a
+relation should come back further from the quote. The sweep is printed for all items and for the
+items the confidence floor lets through (what a round-trip check would add to it)::
+
+    HF_HUB_OFFLINE=1 python scripts/translation_confidence.py --round-trip   # ~10 min here
+
+On 2026-12-03, of the 21 wrong and 38 faithful translations that pass the confidence floor:
+chrF below 0.54 stopped 9 wrong and dropped 4 faithful (held-out 4/11 and 3/21, shipped 5/10 and
+1/17). Not used by the advisor (see docs/answers.md).
 """
 
 from __future__ import annotations
@@ -24,17 +36,20 @@ import argparse
 import json
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from advisor.translation import lowest_probability, translation_logprobs
+from advisor.prompts import translate_messages
+from advisor.translation import CONFIDENCE_FLOOR, lowest_probability, translation_logprobs
 
 REPO = Path(__file__).resolve().parent.parent
 ITEMS = REPO / "tests" / "data" / "translations.yaml"
 MIN_FLOORS = (0.02, 0.05, 0.08, 0.1, 0.12, 0.15, 0.2, 0.3)
 MEAN_FLOORS = (-1.0, -0.8, -0.6, -0.5, -0.4, -0.3, -0.2)
+CHRF_FLOORS = (0.4, 0.45, 0.5, 0.52, 0.54, 0.56, 0.6)
 
 
 def load(path: Path) -> list[dict[str, Any]]:
@@ -49,6 +64,23 @@ def load(path: Path) -> list[dict[str, Any]]:
 def confidence(logprobs: list[float]) -> tuple[float, float]:
     """(lowest token probability, as the advisor's check reads it; mean token log-probability)."""
     return lowest_probability(logprobs), (sum(logprobs) / len(logprobs) if logprobs else 0.0)
+
+
+def _char_ngrams(text: str, n: int) -> Counter[str]:
+    flat = " ".join(text.lower().split())
+    return Counter(flat[i : i + n] for i in range(len(flat) - n + 1))
+
+
+def chrf(hypothesis: str, reference: str, max_n: int = 6, beta: float = 2.0) -> float:
+    """chrF: the F-score (recall weighted ``beta``) of character n-grams, n = 1..max_n, averaged."""
+    precisions, recalls = [], []
+    for n in range(1, max_n + 1):
+        hyp, ref = _char_ngrams(hypothesis, n), _char_ngrams(reference, n)
+        common = sum((hyp & ref).values())
+        precisions.append(common / max(1, sum(hyp.values())))
+        recalls.append(common / max(1, sum(ref.values())))
+    p, r = sum(precisions) / max_n, sum(recalls) / max_n
+    return 0.0 if p + r == 0 else (1 + beta**2) * p * r / (beta**2 * p + r)
 
 
 def sweep(rows: list[dict[str, Any]], key: str, floors: tuple[float, ...]) -> list[dict[str, Any]]:
@@ -69,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("items", nargs="?", type=Path, default=ITEMS)
     ap.add_argument("--json", type=Path, help="write every item's scores here")
+    ap.add_argument("--round-trip", action="store_true", help="also score each translation translated back (chrF)")
     args = ap.parse_args(argv)
     items = load(args.items)
     from advisor import Advisor
@@ -82,12 +115,23 @@ def main(argv: list[str] | None = None) -> int:
             if logprobs is None:
                 raise SystemExit("error: this generator returns no scores; use the default local model")
             low, mean = confidence(logprobs)
-            rows.append(item | {"min_p": round(low, 4), "mean_logp": round(mean, 4)})
+            row = item | {"min_p": round(low, 4), "mean_logp": round(mean, 4)}
+            if args.round_trip:
+                text = item["translation"]
+                back = gen.chat(translate_messages(text, item["quote_lang"]), 2 * len(text.split()) + 24).text.strip()
+                row |= {"back": back, "round_trip": round(chrf(back, item["quote"]), 4)}
+            rows.append(row)
             print(f"{item['label']:8} min_p={low:.3f} mean={mean:.2f} {item['translation'][:70]}", file=sys.stderr)
     report: dict[str, Any] = {"items": len(rows)}
     for name in [*sorted({r.get("set", "all") for r in rows}), "all"]:
         part = [r for r in rows if name == "all" or r.get("set", "all") == name]
         report[name] = {"min_p": sweep(part, "min_p", MIN_FLOORS), "mean_logp": sweep(part, "mean_logp", MEAN_FLOORS)}
+        if args.round_trip:
+            sure = [r for r in part if r["min_p"] >= CONFIDENCE_FLOOR]
+            report[name] |= {
+                "round_trip": sweep(part, "round_trip", CHRF_FLOORS),
+                "round_trip_after_confidence": sweep(sure, "round_trip", CHRF_FLOORS),
+            }
     print(json.dumps(report, indent=2, ensure_ascii=False))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2, ensure_ascii=False), encoding="utf-8")

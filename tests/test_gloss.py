@@ -199,6 +199,11 @@ def test_a_german_asker_whose_translation_is_refused_sees_the_checked_english_on
     # a refused English translation is not shown as a fallback either
     refused, _ = gloss_advisor(tmp_home / "2", docs, use, lambda quote: unrelated)
     assert refused.ask(GERMAN_QUESTION, llm=True).english == [None]
+    # ... nor any, with the fallback turned off (ADVISOR_ENGLISH_FALLBACK=false)
+    quiet = Advisor(home=tmp_home, embedder=use, generator=gen, abstain_threshold=0.0, english_fallback=False)
+    off = quiet.ask(GERMAN_QUESTION, llm=True)
+    assert off.translations == [None] and off.english == [None]
+    assert FAITHFUL not in _render_answer(off, explain=False)
 
 
 def test_a_refused_english_step_leaves_the_direct_translation(tmp_home: Path, docs: Path, use: UseEmbedder) -> None:

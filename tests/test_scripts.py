@@ -133,6 +133,12 @@ def test_the_translation_confidence_script_sweeps_floors_over_labelled_translati
         {"floor": 0.1, "wrong_stopped": "1/2", "right_kept": "1/1"},
         {"floor": 0.25, "wrong_stopped": "1/2", "right_kept": "0/1"},
     ]
+    # the round trip's score: chrF of the back-translation against the quote
+    assert tconf.chrf("Espera una semana.", "Espera una semana.") == pytest.approx(1.0)
+    assert tconf.chrf("xyz", "abc") == 0.0
+    near = tconf.chrf("Espera una semana antes.", "Espera una semana antes de escribir.")
+    far = tconf.chrf("No esperes nunca.", "Espera una semana antes de escribir.")
+    assert 0.0 < far < near < 1.0
     bad = tmp_path / "bad.yaml"
     bad.write_text("- quote: x\n  lang: en\n  translation: y\n  label: maybe\n", encoding="utf-8")
     with pytest.raises(SystemExit, match="bad label"):

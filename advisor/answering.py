@@ -77,6 +77,7 @@ class AnswerOptions:
     translations: TranslationCache | None = None
     translate: bool = True  # translate quotes in another language (with a model)
     english_fallback: bool = True  # a refused translation's checked English one is shown instead
+    round_trip: bool = True  # a translation must also survive being translated back (see advisor.translation)
     judge_threshold: float = JUDGE_THRESHOLD
     max_tokens: int = ANSWER_TOKENS
     timeout: float = 120.0
@@ -178,7 +179,17 @@ def _translation(
         if pivots(quote_lang, lang):
             via = english() if english is not None else _english(gen, quote, quote_lang, opts)
         sink = opts.on_token  # what the model writes streams as it is written, translations too
-        done = translate(gen, opts.embedder, quote, quote_lang, lang, timeout=opts.timeout, on_token=sink, via=via)
+        done = translate(
+            gen,
+            opts.embedder,
+            quote,
+            quote_lang,
+            lang,
+            timeout=opts.timeout,
+            on_token=sink,
+            via=via,
+            round_trip=opts.round_trip,
+        )
         if sink is not None:
             sink("\n")
         if opts.translations is not None and done.reason != "translation timeout":

@@ -417,6 +417,7 @@ class Advisor:
             translations=self.translations if llm else None,
             translate=self.settings.gloss,
             english_fallback=self.settings.english_fallback,
+            round_trip=self.settings.translation_round_trip,
             timeout=check_timeout(timeout) or self.settings.timeout,
             max_tokens=self.settings.max_tokens,
             on_token=on_token,
@@ -436,7 +437,9 @@ class Advisor:
         """Checked translations of quotes, cached per model under ``home/translations``."""
         with self._loading:
             if self._translations is None:
-                self._translations = TranslationCache(self.settings.home / "translations", self.generator.name)
+                # verdicts with and without the round trip differ: each kept apart
+                checks = "+round-trip" if self.settings.translation_round_trip else ""
+                self._translations = TranslationCache(self.settings.home / "translations", self.generator.name + checks)
         return self._translations
 
     # -- evaluate ---------------------------------------------------------

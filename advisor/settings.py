@@ -111,6 +111,13 @@ class Settings(BaseSettings):
         True,
         description="with a model, add a checked one-sentence translation to quotes in another language",
     )
+    translation_round_trip: bool = Field(
+        True,
+        description=(
+            "also translate each translation back into the quote's language and refuse it when that no "
+            "longer reads like the quote (stricter, about 2-3 s more per new quote)"
+        ),
+    )
     english_fallback: bool = Field(
         True,
         description=(

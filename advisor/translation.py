@@ -14,7 +14,12 @@ beneath it, labelled as a machine translation, only if it passes every check:
   as the model's own reply to the request, has a probability below
   :data:`CONFIDENCE_FLOOR` (:func:`translation_confidence`). A small model that
   does not know a word ("aufdringlich") still writes one, greedily, but with
-  less confidence than the words it knows.
+  less confidence than the words it knows;
+* optionally (``Settings.translation_round_trip``), it survives the round trip:
+  translated back into the quote's language by the same model, it reads like the
+  quote again (:func:`chrf` at least :data:`ROUND_TRIP_FLOOR`). A fluent
+  translation that changed a word or a role ("what she knows about" for "how well
+  she knows") tends to come back further from the quote than a faithful one.
 
 Between two languages neither of which is English (a Spanish quote for a German
 asker), the quote is translated into English first and that checked English
@@ -35,6 +40,7 @@ import json
 import math
 import os
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,9 +54,11 @@ from advisor.prompts import translate_messages
 __all__ = [
     "CONFIDENCE_FLOOR",
     "PIVOT",
+    "ROUND_TRIP_FLOOR",
     "TRANSLATION_SUPPORT",
     "Translated",
     "TranslationCache",
+    "chrf",
     "lowest_probability",
     "pivots",
     "plain_translation",
@@ -66,6 +74,27 @@ PIVOT = "en"
 # scripts/translation_confidence.py on tests/data/translations.yaml (translations the advisor showed,
 # each labelled by reading it against its quote): see docs/answers.md.
 CONFIDENCE_FLOOR = 0.1
+# The chrF a translation's back-translation must reach against the quote (with the round trip on).
+# Chosen on the held-out items of tests/data/translations.yaml with
+# scripts/translation_confidence.py --round-trip: see docs/answers.md.
+ROUND_TRIP_FLOOR = 0.54
+
+
+def _char_ngrams(text: str, n: int) -> Counter[str]:
+    flat = " ".join(text.lower().split())
+    return Counter(flat[i : i + n] for i in range(len(flat) - n + 1))
+
+
+def chrf(hypothesis: str, reference: str, max_n: int = 6, beta: float = 2.0) -> float:
+    """chrF: the F-score (recall weighted ``beta``) of character n-grams, n = 1..max_n, averaged."""
+    precisions, recalls = [], []
+    for n in range(1, max_n + 1):
+        hyp, ref = _char_ngrams(hypothesis, n), _char_ngrams(reference, n)
+        common = sum((hyp & ref).values())
+        precisions.append(common / max(1, sum(hyp.values())))
+        recalls.append(common / max(1, sum(ref.values())))
+    p, r = sum(precisions) / max_n, sum(recalls) / max_n
+    return 0.0 if p + r == 0 else (1 + beta**2) * p * r / (beta**2 * p + r)
 
 
 def pivots(quote_lang: str, lang: str) -> bool:
@@ -170,11 +199,14 @@ def translate(
     timeout: float,
     on_token: TokenSink | None = None,
     via: str | None = None,
+    round_trip: bool = False,
 ) -> Translated:
     """Translate ``quote`` into ``lang`` and check the translation (see the module docstring).
 
     ``via``: a checked English translation of ``quote`` to translate from instead (see
-    :func:`pivots`); the result is still checked against ``quote`` itself.
+    :func:`pivots`); the result is still checked against ``quote`` itself. ``round_trip``: also
+    translate the result back into ``quote_lang`` and refuse it when that no longer reads like
+    ``quote``.
     """
     source = via or quote
     budget = 2 * len(words(source)) + 24
@@ -190,6 +222,13 @@ def translate(
     sure = translation_confidence(generator, source, lang, text)
     if sure is not None and sure < CONFIDENCE_FLOOR:
         return Translated(None, f"the model was unsure of a word of it (lowest token probability {sure:.2f})")
+    if round_trip:
+        back = generator.chat(translate_messages(text, quote_lang), 2 * len(words(text)) + 24, timeout=timeout)
+        if back.finish not in {"stop", "length"}:
+            return Translated(None, f"translation {back.finish}")
+        score = chrf(back.text.strip(), quote)
+        if score < ROUND_TRIP_FLOOR:
+            return Translated(None, f"translated back, it no longer reads like the quote (chrF {score:.2f})")
     return Translated(text)
 
 

@@ -1139,6 +1139,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--hybrid", action="store_true", help="also time hybrid (BM25) retrieval at synthetic size")
     parser.add_argument("--keep", action="store_true", help="keep the temporary stores (printed at the end)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
+    parser.add_argument(
+        "--round-trip",
+        action="store_true",
+        help="answers with translation_round_trip on (every translation also translated back and checked)",
+    )
     args = parser.parse_args(argv)
     unknown = set(args.sections.split(",")) - set(SECTIONS)
     if unknown:
@@ -1158,6 +1163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     wanted = [s for s in SECTIONS if s in args.sections.split(",")]
     workdir = Path(tempfile.mkdtemp(prefix="advisor-bench-"))
     ctx = Context(plan, workdir, args.threads)
+    if args.round_trip:
+        ctx.overrides["translation_round_trip"] = True
     ctx.hybrid = args.hybrid
     ctx.gen_threads = args.gen_threads
     res = Results()

@@ -36,14 +36,13 @@ import argparse
 import json
 import sys
 import tempfile
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from advisor.prompts import translate_messages
-from advisor.translation import CONFIDENCE_FLOOR, lowest_probability, translation_logprobs
+from advisor.translation import CONFIDENCE_FLOOR, chrf, lowest_probability, translation_logprobs
 
 REPO = Path(__file__).resolve().parent.parent
 ITEMS = REPO / "tests" / "data" / "translations.yaml"
@@ -64,23 +63,6 @@ def load(path: Path) -> list[dict[str, Any]]:
 def confidence(logprobs: list[float]) -> tuple[float, float]:
     """(lowest token probability, as the advisor's check reads it; mean token log-probability)."""
     return lowest_probability(logprobs), (sum(logprobs) / len(logprobs) if logprobs else 0.0)
-
-
-def _char_ngrams(text: str, n: int) -> Counter[str]:
-    flat = " ".join(text.lower().split())
-    return Counter(flat[i : i + n] for i in range(len(flat) - n + 1))
-
-
-def chrf(hypothesis: str, reference: str, max_n: int = 6, beta: float = 2.0) -> float:
-    """chrF: the F-score (recall weighted ``beta``) of character n-grams, n = 1..max_n, averaged."""
-    precisions, recalls = [], []
-    for n in range(1, max_n + 1):
-        hyp, ref = _char_ngrams(hypothesis, n), _char_ngrams(reference, n)
-        common = sum((hyp & ref).values())
-        precisions.append(common / max(1, sum(hyp.values())))
-        recalls.append(common / max(1, sum(ref.values())))
-    p, r = sum(precisions) / max_n, sum(recalls) / max_n
-    return 0.0 if p + r == 0 else (1 + beta**2) * p * r / (beta**2 * p + r)
 
 
 def sweep(rows: list[dict[str, Any]], key: str, floors: tuple[float, ...]) -> list[dict[str, Any]]:

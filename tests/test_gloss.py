@@ -35,14 +35,16 @@ def gloss_advisor(
     reply: Callable[[str], str],
     judge: float = 1.0,
     confidence: float = 0.9,
+    **settings: Any,
 ) -> tuple[Advisor, FakeGenerator]:
     def script(messages: Any) -> str:
         if prompt_kind(messages) == "translate":
             return reply(quote_of(messages))
         return "COVERED: no"  # no direct answer: the answer is extractive, with the translations
 
-    gen = FakeGenerator(script, judge=lambda messages: judge, confidence=confidence)
-    adv = Advisor(home=home, embedder=use, generator=gen, abstain_threshold=0.0)
+    back = settings.pop("perfect_round_trip", True)
+    gen = FakeGenerator(script, judge=lambda messages: judge, confidence=confidence, perfect_round_trip=back)
+    adv = Advisor(home=home, embedder=use, generator=gen, abstain_threshold=0.0, **settings)
     adv.ingest([docs])
     return adv, gen
 
@@ -122,6 +124,42 @@ def test_a_translation_the_model_was_unsure_of_is_not_shown(tmp_home: Path, docs
     # just above the floor, the same translation is shown
     steady, _ = gloss_advisor(tmp_home / "2", docs, use, lambda quote: FAITHFUL, confidence=CONFIDENCE_FLOOR * 1.5)
     assert steady.ask(QUESTION, llm=True).translations == [FAITHFUL]
+
+
+def test_a_translation_must_read_like_the_quote_again_when_translated_back(
+    tmp_home: Path, docs: Path, use: UseEmbedder
+) -> None:
+    from advisor.translation import ROUND_TRIP_FLOOR, chrf
+
+    # translated back into Spanish, a faithful translation returns (close to) the quote
+    adv, gen = gloss_advisor(
+        tmp_home, docs, use, lambda quote: FAITHFUL if quote == SPANISH else SPANISH, perfect_round_trip=False
+    )
+    assert adv.ask(QUESTION, llm=True).translations == [FAITHFUL]
+    asked = [quote_of(call) for call in gen.calls if prompt_kind(call) == "translate"]
+    assert asked == [SPANISH, FAITHFUL]  # the translation, then its way back
+    way_back = [call for call in gen.calls if prompt_kind(call) == "translate"][1]
+    assert way_back[-1]["content"].startswith("Translate into Spanish:")
+    # one whose way back says something else ("what they know about" for "how well they know") is refused
+    changed = "Pregunte a su contacto qué sabe del gerente de ventas y no pida nada."
+    assert chrf(changed, SPANISH) < ROUND_TRIP_FLOOR <= chrf(SPANISH, SPANISH)
+    strict, _ = gloss_advisor(
+        tmp_home / "2", docs, use, lambda quote: FAITHFUL if quote == SPANISH else changed, perfect_round_trip=False
+    )
+    refused = strict.ask(QUESTION, llm=True)
+    assert refused.translations == [None] and any("failed a check" in n for n in refused.notes)
+    # with the round trip off (ADVISOR_TRANSLATION_ROUND_TRIP=false) the same translation is shown,
+    # with no request back, and the verdicts made with it (a refusal, in the same home) are not reused
+    plain, gen = gloss_advisor(
+        tmp_home / "2",
+        docs,
+        use,
+        lambda quote: FAITHFUL if quote == SPANISH else changed,
+        perfect_round_trip=False,
+        translation_round_trip=False,
+    )
+    assert plain.ask(QUESTION, llm=True).translations == [FAITHFUL]
+    assert [quote_of(call) for call in gen.calls if prompt_kind(call) == "translate"] == [SPANISH]
 
 
 def test_quotes_in_the_question_language_are_not_translated(tmp_home: Path, docs: Path, use: UseEmbedder) -> None:

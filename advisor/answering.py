@@ -77,7 +77,7 @@ class AnswerOptions:
     translations: TranslationCache | None = None
     translate: bool = True  # translate quotes in another language (with a model)
     english_fallback: bool = True  # a refused translation's checked English one is shown instead
-    round_trip: bool = True  # a translation must also survive being translated back (see advisor.translation)
+    round_trip: bool = False  # a translation must also survive being translated back (see advisor.translation)
     judge_threshold: float = JUDGE_THRESHOLD
     max_tokens: int = ANSWER_TOKENS
     timeout: float = 120.0

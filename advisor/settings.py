@@ -112,7 +112,7 @@ class Settings(BaseSettings):
         description="with a model, add a checked one-sentence translation to quotes in another language",
     )
     translation_round_trip: bool = Field(
-        True,
+        False,
         description=(
             "also translate each translation back into the quote's language and refuse it when that no "
             "longer reads like the quote (stricter, about 2-3 s more per new quote)"

@@ -133,7 +133,12 @@ def test_a_translation_must_read_like_the_quote_again_when_translated_back(
 
     # translated back into Spanish, a faithful translation returns (close to) the quote
     adv, gen = gloss_advisor(
-        tmp_home, docs, use, lambda quote: FAITHFUL if quote == SPANISH else SPANISH, perfect_round_trip=False
+        tmp_home,
+        docs,
+        use,
+        lambda quote: FAITHFUL if quote == SPANISH else SPANISH,
+        perfect_round_trip=False,
+        translation_round_trip=True,
     )
     assert adv.ask(QUESTION, llm=True).translations == [FAITHFUL]
     asked = [quote_of(call) for call in gen.calls if prompt_kind(call) == "translate"]
@@ -144,11 +149,16 @@ def test_a_translation_must_read_like_the_quote_again_when_translated_back(
     changed = "Pregunte a su contacto qué sabe del gerente de ventas y no pida nada."
     assert chrf(changed, SPANISH) < ROUND_TRIP_FLOOR <= chrf(SPANISH, SPANISH)
     strict, _ = gloss_advisor(
-        tmp_home / "2", docs, use, lambda quote: FAITHFUL if quote == SPANISH else changed, perfect_round_trip=False
+        tmp_home / "2",
+        docs,
+        use,
+        lambda quote: FAITHFUL if quote == SPANISH else changed,
+        perfect_round_trip=False,
+        translation_round_trip=True,
     )
     refused = strict.ask(QUESTION, llm=True)
     assert refused.translations == [None] and any("failed a check" in n for n in refused.notes)
-    # with the round trip off (ADVISOR_TRANSLATION_ROUND_TRIP=false) the same translation is shown,
+    # with the round trip off (the default) the same translation is shown,
     # with no request back, and the verdicts made with it (a refusal, in the same home) are not reused
     plain, gen = gloss_advisor(
         tmp_home / "2",

@@ -27,7 +27,8 @@ items the confidence floor lets through (what a round-trip check would add to it
 
 On 2026-12-03, of the 21 wrong and 38 faithful translations that pass the confidence floor:
 chrF below 0.54 stopped 9 wrong and dropped 4 faithful (held-out 4/11 and 3/21, shipped 5/10 and
-1/17). Not used by the advisor (see docs/answers.md).
+1/17). advisor.translation applies that floor (ROUND_TRIP_FLOOR) when
+ADVISOR_TRANSLATION_ROUND_TRIP=true; it is off by default (see docs/answers.md).
 """
 
 from __future__ import annotations

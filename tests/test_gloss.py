@@ -131,45 +131,37 @@ def test_a_translation_must_read_like_the_quote_again_when_translated_back(
 ) -> None:
     from advisor.translation import ROUND_TRIP_FLOOR, chrf
 
+    def advisor(home: Path, way_back: str, round_trip: bool = True) -> tuple[Advisor, FakeGenerator]:
+        # the quote translates to FAITHFUL; FAITHFUL translated back into Spanish becomes ``way_back``
+        return gloss_advisor(
+            home,
+            docs,
+            use,
+            lambda quote: FAITHFUL if quote == SPANISH else way_back,
+            perfect_round_trip=False,
+            translation_round_trip=round_trip,
+        )
+
+    def translated(gen: FakeGenerator) -> list[str]:
+        return [quote_of(call) for call in gen.calls if prompt_kind(call) == "translate"]
+
     # translated back into Spanish, a faithful translation returns (close to) the quote
-    adv, gen = gloss_advisor(
-        tmp_home,
-        docs,
-        use,
-        lambda quote: FAITHFUL if quote == SPANISH else SPANISH,
-        perfect_round_trip=False,
-        translation_round_trip=True,
-    )
+    adv, gen = advisor(tmp_home, SPANISH)
     assert adv.ask(QUESTION, llm=True).translations == [FAITHFUL]
-    asked = [quote_of(call) for call in gen.calls if prompt_kind(call) == "translate"]
-    assert asked == [SPANISH, FAITHFUL]  # the translation, then its way back
-    way_back = [call for call in gen.calls if prompt_kind(call) == "translate"][1]
-    assert way_back[-1]["content"].startswith("Translate into Spanish:")
+    assert translated(gen) == [SPANISH, FAITHFUL]  # the translation, then its way back
+    back = [call for call in gen.calls if prompt_kind(call) == "translate"][1]
+    assert back[-1]["content"].startswith("Translate into Spanish:")
     # one whose way back says something else ("what they know about" for "how well they know") is refused
     changed = "Pregunte a su contacto qué sabe del gerente de ventas y no pida nada."
     assert chrf(changed, SPANISH) < ROUND_TRIP_FLOOR <= chrf(SPANISH, SPANISH)
-    strict, _ = gloss_advisor(
-        tmp_home / "2",
-        docs,
-        use,
-        lambda quote: FAITHFUL if quote == SPANISH else changed,
-        perfect_round_trip=False,
-        translation_round_trip=True,
-    )
+    strict, _ = advisor(tmp_home / "2", changed)
     refused = strict.ask(QUESTION, llm=True)
     assert refused.translations == [None] and any("failed a check" in n for n in refused.notes)
-    # with the round trip off (the default) the same translation is shown,
-    # with no request back, and the verdicts made with it (a refusal, in the same home) are not reused
-    plain, gen = gloss_advisor(
-        tmp_home / "2",
-        docs,
-        use,
-        lambda quote: FAITHFUL if quote == SPANISH else changed,
-        perfect_round_trip=False,
-        translation_round_trip=False,
-    )
+    # with the round trip off (the default) the same translation is shown, with no request back,
+    # and the verdicts made with it (a refusal, in the same home) are not reused
+    plain, gen = advisor(tmp_home / "2", changed, round_trip=False)
     assert plain.ask(QUESTION, llm=True).translations == [FAITHFUL]
-    assert [quote_of(call) for call in gen.calls if prompt_kind(call) == "translate"] == [SPANISH]
+    assert translated(gen) == [SPANISH]
 
 
 def test_quotes_in_the_question_language_are_not_translated(tmp_home: Path, docs: Path, use: UseEmbedder) -> None:

@@ -102,11 +102,6 @@ class FakeGenerator:
     ``script`` is the answer text, or a function of the chat messages that
     returns it (so a test can cite sources by what the prompt numbered them).
     Every call's messages are kept in ``calls``.
-
-    ``perfect_round_trip``: asked to translate one of its own translations back into the
-    language of the text it was made from (the round-trip check of advisor.translation), it
-    returns that text, unscripted, and keeps the request in ``round_trips`` rather than
-    ``calls``; False sends those requests to ``script`` too.
     """
 
     def __init__(
@@ -117,12 +112,8 @@ class FakeGenerator:
         judge: Callable[[Sequence[dict[str, str]]], float] | None = None,
         coverage: float = 1.0,
         confidence: float = 0.9,
-        perfect_round_trip: bool = True,
     ) -> None:
         self.script = script
-        self.perfect_round_trip = perfect_round_trip
-        self._made: dict[str, str] = {}  # each translation it wrote -> the text it translated
-        self.round_trips: list[list[dict[str, str]]] = []
         self.n_ctx = n_ctx
         self.name = name
         self.judge = judge  # the probability of "yes" to a check prompt; None: always yes
@@ -143,27 +134,10 @@ class FakeGenerator:
         grammar: str | None = None,
     ) -> Any:
         from advisor.generation import Generation
-        from advisor.lang import detect_language
-        from advisor.prompts import LANGUAGE_NAMES, TRANSLATE_SYSTEM
 
-        translating = bool(messages) and messages[0]["content"] == TRANSLATE_SYSTEM
-        if translating:
-            request = messages[-1]["content"].split("\n")
-            target, text = request[0].removeprefix("Translate into ").rstrip(":"), request[2]
-            # back along its own translations (a German one made from an English one made from
-            # the Spanish quote) to a text in the language asked for
-            source, seen = text.strip(), set()
-            while source in self._made and source not in seen:
-                seen.add(source)
-                source = self._made[source]
-                if LANGUAGE_NAMES.get(detect_language(source, default="")) == target and self.perfect_round_trip:
-                    self.round_trips.append([dict(m) for m in messages])
-                    return Generation(text=source, prompt_tokens=0, finish="stop")
         self.calls.append([dict(m) for m in messages])
         self.grammars.append(grammar)
         text = self.script(messages) if callable(self.script) else self.script
-        if translating:
-            self._made[text.strip().strip(" \"'“”«»")] = messages[-1]["content"].split("\n")[2]
         finish = "stop"
         if on_token and text and on_token(text) is False:  # the sink asked to stop, as a streaming model would
             finish = "abandoned"

@@ -42,8 +42,7 @@ def gloss_advisor(
             return reply(quote_of(messages))
         return "COVERED: no"  # no direct answer: the answer is extractive, with the translations
 
-    back = settings.pop("perfect_round_trip", True)
-    gen = FakeGenerator(script, judge=lambda messages: judge, confidence=confidence, perfect_round_trip=back)
+    gen = FakeGenerator(script, judge=lambda messages: judge, confidence=confidence)
     adv = Advisor(home=home, embedder=use, generator=gen, abstain_threshold=0.0, **settings)
     adv.ingest([docs])
     return adv, gen
@@ -138,7 +137,6 @@ def test_a_translation_must_read_like_the_quote_again_when_translated_back(
             docs,
             use,
             lambda quote: FAITHFUL if quote == SPANISH else way_back,
-            perfect_round_trip=False,
             translation_round_trip=round_trip,
         )
 

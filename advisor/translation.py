@@ -47,7 +47,7 @@ from pathlib import Path
 from advisor.citations import MARKER_RE, unsafe_model_text
 from advisor.embedders import Embedder
 from advisor.faithfulness import TRANSLATION_THRESHOLD, check_claim
-from advisor.generation import Generator, TokenSink
+from advisor.generation import Generation, Generator, TokenSink
 from advisor.lang import detect_language, words
 from advisor.prompts import translate_messages
 
@@ -63,6 +63,7 @@ __all__ = [
     "pivots",
     "plain_translation",
     "translate",
+    "translate_back",
     "translation_confidence",
     "translation_logprobs",
 ]
@@ -209,8 +210,7 @@ def translate(
     ``quote``.
     """
     source = via or quote
-    budget = 2 * len(words(source)) + 24
-    reply = generator.chat(translate_messages(source, lang), budget, on_token=on_token, timeout=timeout)
+    reply = generator.chat(translate_messages(source, lang), _budget(source), on_token=on_token, timeout=timeout)
     if reply.finish not in {"stop", "length"}:
         return Translated(None, f"translation {reply.finish}")
     text, why = plain_translation(reply.text, quote, lang, embedder)
@@ -223,13 +223,23 @@ def translate(
     if sure is not None and sure < CONFIDENCE_FLOOR:
         return Translated(None, f"the model was unsure of a word of it (lowest token probability {sure:.2f})")
     if round_trip:
-        back = generator.chat(translate_messages(text, quote_lang), 2 * len(words(text)) + 24, timeout=timeout)
+        back = translate_back(generator, text, quote_lang, timeout=timeout)
         if back.finish not in {"stop", "length"}:
             return Translated(None, f"translation {back.finish}")
         score = chrf(back.text.strip(), quote)
         if score < ROUND_TRIP_FLOOR:
             return Translated(None, f"translated back, it no longer reads like the quote (chrF {score:.2f})")
     return Translated(text)
+
+
+def _budget(text: str) -> int:
+    """Tokens a one-sentence translation of ``text`` may take."""
+    return 2 * len(words(text)) + 24
+
+
+def translate_back(generator: Generator, text: str, quote_lang: str, timeout: float = 120.0) -> Generation:
+    """The model's translation of its own translation ``text`` back into the quote's language."""
+    return generator.chat(translate_messages(text, quote_lang), _budget(text), timeout=timeout)
 
 
 def translation_logprobs(generator: Generator, source: str, lang: str, text: str) -> list[float] | None:

@@ -42,8 +42,7 @@ from typing import Any
 
 import yaml
 
-from advisor.prompts import translate_messages
-from advisor.translation import CONFIDENCE_FLOOR, chrf, lowest_probability, translation_logprobs
+from advisor.translation import CONFIDENCE_FLOOR, chrf, lowest_probability, translate_back, translation_logprobs
 
 REPO = Path(__file__).resolve().parent.parent
 ITEMS = REPO / "tests" / "data" / "translations.yaml"
@@ -101,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             row = item | {"min_p": round(low, 4), "mean_logp": round(mean, 4)}
             if args.round_trip:
                 text = item["translation"]
-                back = gen.chat(translate_messages(text, item["quote_lang"]), 2 * len(text.split()) + 24).text.strip()
+                back = translate_back(gen, text, item["quote_lang"]).text.strip()
                 row |= {"back": back, "round_trip": round(chrf(back, item["quote"]), 4)}
             rows.append(row)
             print(f"{item['label']:8} min_p={low:.3f} mean={mean:.2f} {item['translation'][:70]}", file=sys.stderr)

@@ -374,6 +374,8 @@ _LANGUAGE = {"en": "English", "es": "Spanish", "de": "German"}
 
 def _mode_text(answer: Answer) -> str:
     """How the answer was made; a model-written one says when it rests on a machine translation."""
+    if answer.mode == "extractive" and any(answer.translations + answer.english):
+        return f"{_MODE['extractive']}, each in another language with its checked machine translation beneath it"
     if answer.mode != "llm":
         return _MODE[answer.mode]
     from advisor.citations import marker_numbers  # numpy: not on the start-up path of every command
@@ -389,8 +391,42 @@ def _mode_text(answer: Answer) -> str:
     )
 
 
+def _translation_lines(answer: Answer, i: int) -> list[str]:
+    """The labelled translation of quote ``i`` (1-based): into the asker's language, else English, else none."""
+    language = _LANGUAGE.get(answer.lang, answer.lang)
+    translation = answer.translations[i - 1] if i <= len(answer.translations) else None
+    if translation:
+        return [f"    {language} machine translation (may be inexact; the quote is the source): “{_line(translation)}”"]
+    english = answer.english[i - 1] if i <= len(answer.english) else None
+    if english:
+        note = f"machine translation (no {language} one passed its checks; may be inexact; the quote is the source)"
+        return [f"    English {note}: “{_line(english)}”"]
+    return []
+
+
+def _answer_lines(answer: Answer) -> tuple[list[str], set[int]]:
+    """The answer's lines and the quotes it shows itself, each with its translation beneath it.
+
+    An extractive answer is its quotes: each foreign one gets its translation right beneath it,
+    so the answer reads in the asker's language without a trip to the sources, and the sources
+    then give only where each quote is (nothing is printed twice).
+    """
+    if answer.mode != "extractive":
+        return answer.text.splitlines() or [""], set()
+    lines: list[str] = []
+    shown: set[int] = set()
+    for line in answer.text.splitlines() or [""]:
+        lines.append(line)
+        for i, quote in enumerate(answer.quotes, start=1):
+            if line.endswith(f"“{quote.text}” [{i}]"):
+                lines += _translation_lines(answer, i)
+                shown.add(i)
+    return lines, shown
+
+
 def _render_answer(answer: Answer, explain: bool) -> str:
-    lines = [answer.text, ""]
+    lines, shown = _answer_lines(answer)
+    lines.append("")
     total = answer.timings.get("total_ms", 0.0) / 1000
     lines.append(f"mode: {_mode_text(answer)} · {total:.1f} s")
     lines.extend(f"note: {note}" for note in answer.notes)
@@ -399,18 +435,9 @@ def _render_answer(answer: Answer, explain: bool) -> str:
     for i, p in enumerate(answer.citations, start=1):
         flag = " [flagged: contains text addressed to an AI]" if p.flagged else ""
         lines.append(f"[{i}] {_line(p.title)} ({_line(p.lang)}){flag}")
-        if i <= len(answer.quotes):
+        if i <= len(answer.quotes) and i not in shown:
             lines.append(f"    “{_line(answer.quotes[i - 1].text)}”")
-        translation = answer.translations[i - 1] if i <= len(answer.translations) else None
-        if translation:
-            language = _LANGUAGE.get(answer.lang, answer.lang)
-            note = "machine translation (may be inexact; the quote is the source)"
-            lines.append(f"    {language} {note}: “{_line(translation)}”")
-        english = answer.english[i - 1] if i <= len(answer.english) else None
-        if english:
-            language = _LANGUAGE.get(answer.lang, answer.lang)
-            note = f"machine translation (no {language} one passed its checks; may be inexact; the quote is the source)"
-            lines.append(f"    English {note}: “{_line(english)}”")
+            lines += _translation_lines(answer, i)
         where = answer.quotes[i - 1] if i <= len(answer.quotes) else p
         page = f", page {p.page}" if p.page else ""
         of = f" of its text {_line(p.text_path)}" if p.text_path else ""

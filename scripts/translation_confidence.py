@@ -29,6 +29,11 @@ On 2026-12-03, of the 21 wrong and 38 faithful translations that pass the confid
 chrF below 0.54 stopped 9 wrong and dropped 4 faithful (held-out 4/11 and 3/21, shipped 5/10 and
 1/17). advisor.translation applies that floor (ROUND_TRIP_FLOOR) when
 ADVISOR_TRANSLATION_ROUND_TRIP=true; it is off by default (see docs/answers.md).
+
+``--reverse`` also asks the model's strict check the other way round (the translation as the
+source, the quote as the claim; the advisor asks it quote first) and sweeps floors on that
+probability over the items the confidence floor lets through. On 2026-12-03: 0.6 stopped 4 of the
+21 wrong ones and dropped 2 of 38 faithful ones; 0.7 stopped 8 and dropped 11. Not used.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ from typing import Any
 
 import yaml
 
+from advisor.faithfulness import yes_probability
+from advisor.prompts import Message, check_messages
 from advisor.translation import CONFIDENCE_FLOOR, chrf, lowest_probability, translate_back, translation_logprobs
 
 REPO = Path(__file__).resolve().parent.parent
@@ -49,6 +56,7 @@ ITEMS = REPO / "tests" / "data" / "translations.yaml"
 MIN_FLOORS = (0.02, 0.05, 0.08, 0.1, 0.12, 0.15, 0.2, 0.3)
 MEAN_FLOORS = (-1.0, -0.8, -0.6, -0.5, -0.4, -0.3, -0.2)
 CHRF_FLOORS = (0.4, 0.45, 0.5, 0.52, 0.54, 0.56, 0.6)
+REVERSE_FLOORS = (0.5, 0.55, 0.6, 0.65, 0.7)
 
 
 def load(path: Path) -> list[dict[str, Any]]:
@@ -79,11 +87,19 @@ def sweep(rows: list[dict[str, Any]], key: str, floors: tuple[float, ...]) -> li
     ]
 
 
+def reverse_messages(item: dict[str, Any]) -> list[Message]:
+    """The model's strict check asked the other way round: the translation as the source, the quote as the claim."""
+    return check_messages(item["translation"], item["lang"], item["quote"], item["quote_lang"])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("items", nargs="?", type=Path, default=ITEMS)
     ap.add_argument("--json", type=Path, help="write every item's scores here")
     ap.add_argument("--round-trip", action="store_true", help="also score each translation translated back (chrF)")
+    ap.add_argument(
+        "--reverse", action="store_true", help="also ask the model's check the other way round"
+    )
     args = ap.parse_args(argv)
     items = load(args.items)
     from advisor import Advisor
@@ -102,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
                 text = item["translation"]
                 back = translate_back(gen, text, item["quote_lang"]).text.strip()
                 row |= {"back": back, "round_trip": round(chrf(back, item["quote"]), 4)}
+            if args.reverse:
+                row |= {"reverse_p": round(yes_probability(gen, reverse_messages(item)), 4)}
             rows.append(row)
             print(f"{item['label']:8} min_p={low:.3f} mean={mean:.2f} {item['translation'][:70]}", file=sys.stderr)
     report: dict[str, Any] = {"items": len(rows)}
@@ -114,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
                 "round_trip": sweep(part, "round_trip", CHRF_FLOORS),
                 "round_trip_after_confidence": sweep(sure, "round_trip", CHRF_FLOORS),
             }
+        if args.reverse:
+            sure = [r for r in part if r["min_p"] >= CONFIDENCE_FLOOR]
+            report[name] |= {"reverse_after_confidence": sweep(sure, "reverse_p", REVERSE_FLOORS)}
     print(json.dumps(report, indent=2, ensure_ascii=False))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2, ensure_ascii=False), encoding="utf-8")

@@ -240,6 +240,31 @@ def test_a_translation_is_shown_beside_a_foreign_quote(browser: Any, web_server:
     )
     assert "from the machine translation of [1]" in modes[0] and "the quote is the source" in modes[0]
     assert modes[1].startswith("Written by the language model;") and "translation" not in modes[1]
+    # an extractive answer is its quotes: each foreign one with its translation right beneath it
+    beneath = browser.execute_script(
+        """const cite = (marker, translation, english) => ({marker, title: 'T', lang: 'es',
+             translation, english_translation: english});
+        const div = document.createElement('div');
+        div.className = 'answer-text';
+        document.body.append(div);
+        const text = 'Lo que dicen:\\n- Key point: “Hola.” [1]\\n- Also: “Adiós.” [2]\\n- Also: “Nada.” [3]';
+        const cites = [cite(1, 'Hello.', null), cite(2, null, 'Goodbye.'), cite(3, null, null)];
+        renderAnswerText(div, text, cites, true);
+        const spans = [...div.querySelectorAll('.translation')].map((s) => [
+          s.textContent, s.lang, getComputedStyle(s).display, s.previousSibling.textContent]);
+        renderAnswerText(div, text, cites, false);
+        const written = div.querySelectorAll('.translation').length;
+        div.remove();
+        return [spans, written];"""
+    )
+    assert beneath[0] == [["Hello.", "", "block", "[1]"], ["Goodbye.", "en", "block", "[2]"]], beneath
+    assert beneath[1] == 0  # a model-written answer keeps its translations under its sources
+    extractive = browser.execute_script(
+        """const cite = (translation) => ({marker: 1, lang: 'es', translation});
+        return [modeText({mode: 'extractive', answer: 'x [1]', citations: [cite('Hello.')]}),
+                modeText({mode: 'extractive', answer: 'x [1]', citations: [cite(null)]})];"""
+    )
+    assert "machine translation beneath it" in extractive[0] and "no model-written text" in extractive[1]
 
 
 def test_upload_a_note_then_ask_about_it_and_see_it_cited(browser: Any, web_server: Any, tmp_path: Path) -> None:

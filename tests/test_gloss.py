@@ -71,6 +71,33 @@ def test_a_faithful_translation_is_shown_beneath_its_quote(tmp_home: Path, docs:
     assert quiet.ask(QUESTION, llm=True).translations == [None]
 
 
+def test_the_terminal_shows_an_extractive_answers_translations_beneath_its_quotes(
+    tmp_home: Path, docs: Path, use: UseEmbedder
+) -> None:
+    from advisor.cli import _render_answer
+
+    adv, _ = gloss_advisor(tmp_home, docs, use, lambda quote: FAITHFUL)
+    answer = adv.ask(QUESTION, llm=True)
+    assert answer.mode == "extractive" and answer.translations == [FAITHFUL]
+    shown, _, sources = _render_answer(answer, explain=False).partition("\nSources:\n")
+    label = "English machine translation (may be inexact; the quote is the source)"
+    lines = shown.splitlines()
+    at = next(n for n, line in enumerate(lines) if line.endswith(f"“{SPANISH}” [1]"))
+    assert lines[at + 1] == f"    {label}: “{FAITHFUL}”"  # right beneath its quote, in the answer itself
+    assert "with its checked machine translation beneath it" in shown  # the mode line says so
+    # the sources say where the quote is, without printing it and its translation a second time
+    assert SPANISH not in sources and FAITHFUL not in sources
+    assert "consejos.txt, characters" in sources
+    # a model-written answer keeps each quote and its translation under its source
+    from dataclasses import replace
+
+    written = _render_answer(replace(answer, mode="llm", text=f"{FAITHFUL[:-1]} [1]"), explain=False)
+    assert f"“{SPANISH}”" in written.partition("\nSources:\n")[2] and label in written
+    # without a translation the extractive answer is the verbatim quotes, as before
+    plain = _render_answer(adv.ask(QUESTION, llm=False), explain=False)
+    assert "machine translation" not in plain and f"“{SPANISH}” [1]" in plain
+
+
 def test_a_checked_translation_is_cached_for_the_next_question(tmp_home: Path, docs: Path, use: UseEmbedder) -> None:
     adv, gen = gloss_advisor(tmp_home, docs, use, lambda quote: FAITHFUL)
     adv.ask(QUESTION, llm=True)

@@ -139,6 +139,10 @@ def test_the_translation_confidence_script_sweeps_floors_over_labelled_translati
     near = tconf.chrf("Espera una semana antes.", "Espera una semana antes de escribir.")
     far = tconf.chrf("No esperes nunca.", "Espera una semana antes de escribir.")
     assert 0.0 < far < near < 1.0
+    # --reverse: the translation is the source and the quote the claim
+    item = {"quote": "Espera una semana.", "quote_lang": "es", "translation": "Wait a week.", "lang": "en"}
+    asked = tconf.reverse_messages(item)[-1]["content"]
+    assert "Source (English): Wait a week." in asked and "Claim (Spanish): Espera una semana." in asked
     bad = tmp_path / "bad.yaml"
     bad.write_text("- quote: x\n  lang: en\n  translation: y\n  label: maybe\n", encoding="utf-8")
     with pytest.raises(SystemExit, match="bad label"):

@@ -39,12 +39,17 @@ async function* sse(response) {
 }
 
 // -- one question and its answer --------------------------------------------------------
-function renderAnswerText(container, text, citations) {
+// ``extractive``: the answer is its quotes, one a line; each foreign one gets its translation
+// right beneath it, so the answer reads in the asker's language.
+function renderAnswerText(container, text, citations, extractive = false) {
   container.replaceChildren();
   const parts = text.split(/\[(\d+)\]/);
+  let afterBlock = false; // a translation beneath a quote ends its line itself
   parts.forEach((part, i) => {
     if (i % 2 === 0) {
-      if (part) container.append(document.createTextNode(part));
+      const rest = afterBlock ? part.replace(/^[ \t]*\n/, "") : part;
+      afterBlock = false;
+      if (rest) container.append(document.createTextNode(rest));
       return;
     }
     const n = Number(part);
@@ -56,6 +61,13 @@ function renderAnswerText(container, text, citations) {
     const button = el("button", { type: "button", class: "marker", "aria-label": `Open source ${n}: ${cite.title}` }, `[${n}]`);
     button.addEventListener("click", () => openCitation(cite, button));
     container.append(button);
+    const endsLine = /^[ \t]*(\n|$)/.test(parts[i + 1] || "");
+    if (extractive && endsLine && (cite.translation || cite.english_translation)) {
+      container.append(cite.translation
+        ? el("span", { class: "translation beneath" }, cite.translation)
+        : el("span", { class: "translation english beneath", lang: "en" }, cite.english_translation));
+      afterBlock = true;
+    }
   });
 }
 
@@ -82,6 +94,10 @@ function englishTranslation(cite) {
 
 // How the answer was made; a model-written one says when it rests on a machine translation.
 function modeText(answer) {
+  if (answer.mode === "extractive" && answer.citations.some((c) => c.translation || c.english_translation)) {
+    return "Extractive: verbatim sentences quoted from the sources; each in another language has the "
+      + "model's checked machine translation beneath it (may be inexact: the quote is the source).";
+  }
   if (answer.mode !== "llm") return MODES[answer.mode] || answer.mode;
   const cited = [...new Set([...answer.answer.matchAll(/\[(\d+)\]/g)].map((m) => Number(m[1])))];
   const via = cited.filter((n) => answer.citations[n - 1] && answer.citations[n - 1].translation);
@@ -100,7 +116,7 @@ function renderAnswer(turn, answer) {
   }
   const text = turn.querySelector(".answer-text");
   text.lang = answer.lang || "";
-  renderAnswerText(text, answer.answer, answer.citations);
+  renderAnswerText(text, answer.answer, answer.citations, answer.mode === "extractive");
   const mode = turn.querySelector(".mode");
   mode.textContent = modeText(answer);
   mode.className = `mode mode-${answer.mode}`;

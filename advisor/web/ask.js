@@ -62,10 +62,9 @@ function renderAnswerText(container, text, citations, extractive = false) {
     button.addEventListener("click", () => openCitation(cite, button));
     container.append(button);
     const endsLine = /^[ \t]*(\n|$)/.test(parts[i + 1] || "");
-    if (extractive && endsLine && (cite.translation || cite.english_translation)) {
-      container.append(cite.translation
-        ? el("span", { class: "translation beneath" }, cite.translation)
-        : el("span", { class: "translation english beneath", lang: "en" }, cite.english_translation));
+    const beneath = extractive && endsLine ? translationOf(cite, "span", "beneath") : null;
+    if (beneath) {
+      container.append(beneath);
       afterBlock = true;
     }
   });
@@ -81,15 +80,19 @@ function renderCitations(list, citations) {
     if (cite.flagged) item.append(" ", el("span", { class: "flag" }, "contains text addressed to an AI"));
     const sentence = cite.supporting_sentence;
     item.append(el("blockquote", { class: "quote", lang: cite.lang }, sentence ? sentence.text : cite.text));
-    if (cite.translation) item.append(el("p", { class: "translation" }, cite.translation));
-    else if (cite.english_translation) item.append(englishTranslation(cite));
+    const translation = translationOf(cite);
+    if (translation) item.append(translation);
     list.append(item);
   }
 }
 
-// A quote whose translation into the question's language was refused: its checked English one, labelled.
-function englishTranslation(cite) {
-  return el("p", { class: "translation english", lang: "en" }, cite.english_translation);
+// A quote's checked translation into the question's language; else, when that was refused, its
+// checked English one, labelled as English; else null.
+function translationOf(cite, tag = "p", extra = "") {
+  const more = extra ? ` ${extra}` : "";
+  if (cite.translation) return el(tag, { class: `translation${more}` }, cite.translation);
+  if (cite.english_translation) return el(tag, { class: `translation english${more}`, lang: "en" }, cite.english_translation);
+  return null;
 }
 
 // How the answer was made; a model-written one says when it rests on a machine translation.
@@ -236,7 +239,7 @@ async function openCitation(cite, opener) {
     if (!quote.hidden) {
       const s = cite.supporting_sentence;
       quote.append(el("blockquote", { class: "quote", lang: cite.lang }, s ? s.text : cite.text),
-        cite.translation ? el("p", { class: "translation" }, cite.translation) : englishTranslation(cite));
+        translationOf(cite));
     }
     const body = $("viewer-text");
     body.lang = doc.lang;

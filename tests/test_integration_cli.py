@@ -139,6 +139,8 @@ def test_bad_setting_in_the_environment_exits_6(tmp_path: Path, cli_env: dict[st
         ("ADVISOR_WORD_THRESHOLD", "2"),
         ("ADVISOR_RERANK_CANDIDATES", "0"),
         ("ADVISOR_GLOSS", "maybe"),
+        ("ADVISOR_ENGLISH_FALLBACK", "perhaps"),
+        ("ADVISOR_TRANSLATION_ROUND_TRIP", "maybe"),
         ("ADVISOR_CORPUS", '["unclosed'),
         ("ADVISOR_CORPUS", '["~/notes", 3]'),
     ],

@@ -27,6 +27,7 @@ from advisor.types import Passage
 SHIPPED = Path(__file__).parent / "scenarios" / "shipped.yaml"
 SMOKE = Path(__file__).parent / "scenarios" / "smoke.jsonl"
 HOLDOUT = Path(__file__).parent / "scenarios" / "holdout.yaml"
+SCOPE = Path(__file__).parent / "scenarios" / "scope.yaml"
 
 
 def _p(source: str, text: str = "some text", chunk: str = "") -> Passage:
@@ -36,7 +37,7 @@ def _p(source: str, text: str = "some text", chunk: str = "") -> Passage:
 # -- scenario files ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("path", "min_in", "min_out"), [(SHIPPED, 40, 6), (HOLDOUT, 15, 3)])
+@pytest.mark.parametrize(("path", "min_in", "min_out"), [(SHIPPED, 40, 6), (HOLDOUT, 15, 3), (SCOPE, 18, 12)])
 def test_scenario_sets_cover_every_article_and_language(path: Path, min_in: int, min_out: int) -> None:
     items = load_scenarios(path)
     inscope = [s for s in items if s.in_scope]
@@ -49,7 +50,9 @@ def test_scenario_sets_cover_every_article_and_language(path: Path, min_in: int,
         text = (corpus / f"{s.expect_sources[0]}.txt").read_text(encoding="utf-8")
         assert all(" ".join(e.split()) in " ".join(text.split()) for e in s.expect_evidence), s.id
     assert len(load_scenarios(SMOKE)) == 6
-    assert not {s.question for s in load_scenarios(HOLDOUT)} & {s.question for s in load_scenarios(SHIPPED)}
+    shipped = {s.question for s in load_scenarios(SHIPPED)}
+    assert not {s.question for s in load_scenarios(HOLDOUT)} & shipped
+    assert not {s.question for s in load_scenarios(SCOPE)} & shipped
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache, partial
 
+from advisor.chunking import split_sentences
 from advisor.citations import MARKER_RE, marker_numbers, unsafe_model_text, verify
 from advisor.embedders import Embedder
 from advisor.extractive import Pick, extractive_answer, select_evidence
@@ -51,6 +52,7 @@ __all__ = [
     "abstain_text",
     "answer_prompt",
     "build_answer",
+    "context_before",
     "parse_reply",
 ]
 
@@ -139,8 +141,9 @@ def _translate_quotes(
             out.append(None)
             continue
         # the English step, made at most once per quote: the route to ``lang`` and the fallback share it
-        english_step = cache(partial(_english, gen, quote.text, passage.lang, opts))
-        out.append(_translation(gen, quote.text, passage.lang, lang, opts, english_step).text)
+        context = context_before(passage, quote)
+        english_step = cache(partial(_english, gen, quote.text, passage.lang, opts, context))
+        out.append(_translation(gen, quote.text, passage.lang, lang, opts, english_step, context).text)
         if out[-1] is None:
             refused += 1
             if opts.english_fallback and pivots(passage.lang, lang):
@@ -154,9 +157,15 @@ def _translate_quotes(
     return out, english, work
 
 
-def _english(gen: Generator, quote: str, quote_lang: str, opts: AnswerOptions) -> str | None:
+def context_before(passage: Passage, quote: Sentence, sentences: int = 2) -> str:
+    """The ``sentences`` sentences before ``quote`` in its passage (the context its translation is shown)."""
+    head = passage.text[: max(0, quote.start - passage.start)]
+    return " ".join(s.text for s in split_sentences(head)[-sentences:])
+
+
+def _english(gen: Generator, quote: str, quote_lang: str, opts: AnswerOptions, context: str = "") -> str | None:
     """``quote``'s checked English translation, or None."""
-    return _translation(gen, quote, quote_lang, PIVOT, opts).text
+    return _translation(gen, quote, quote_lang, PIVOT, opts, context=context).text
 
 
 def _translation(
@@ -166,18 +175,20 @@ def _translation(
     lang: str,
     opts: AnswerOptions,
     english: Callable[[], str | None] | None = None,
+    context: str = "",
 ) -> Translated:
     """``quote`` translated into ``lang`` and checked, from the cache when it holds a verdict.
 
     Between two languages neither of which is English, the model translates from the quote's
     checked English translation (``english()``; by default from the cache, or made and kept
     there: English askers share it); the English step runs only when ``lang`` has no verdict yet.
+    ``context``: the sentences before the quote (see :func:`advisor.translation.translate`).
     """
     done = opts.translations.get(quote, lang) if opts.translations else None
     if done is None:
         via = None
         if pivots(quote_lang, lang):
-            via = english() if english is not None else _english(gen, quote, quote_lang, opts)
+            via = english() if english is not None else _english(gen, quote, quote_lang, opts, context)
         sink = opts.on_token  # what the model writes streams as it is written, translations too
         done = translate(
             gen,
@@ -189,6 +200,7 @@ def _translation(
             on_token=sink,
             via=via,
             round_trip=opts.round_trip,
+            context=context,
         )
         if sink is not None:
             sink("\n")

@@ -61,7 +61,7 @@ __all__ = [
 ]
 
 GGUF_MAGIC = b"GGUF"
-CONTEXTS = 3  # llama.cpp contexts a local model keeps, one per kind of request (see LlamaCppGenerator)
+CONTEXTS = 4  # llama.cpp contexts a local model keeps, one per kind of request (see LlamaCppGenerator)
 
 # Receives each piece of text as it is generated; returning False asks a streaming
 # generator to stop there (finish "abandoned"); None or True goes on.
@@ -274,7 +274,7 @@ class LlamaCppGenerator(ChatBackend):
         self._formatter: Any = None
         self._lock = threading.Lock()
         self._grammars: dict[str, Any] = {}
-        # One llama.cpp context per kind of request (translate, check, answer): each keeps its
+        # One llama.cpp context per kind of request (translate, translate in context, check, answer): each keeps its
         # instructions evaluated, so a question pays only for its own tokens (llama.cpp reuses the
         # longest common start of the previous prompt in a context). The weights are memory-mapped
         # once and shared; a context costs its KV cache (tens of MB).

@@ -1,6 +1,8 @@
 """Prompts: the three requests the advisor makes of a model, quoted text always as neutralised data.
 
 * :func:`translate_messages`: one quoted sentence into the asker's language;
+  :func:`translate_in_context_messages` the same with the sentences before it shown
+  as context (who is who, what a phrase means there);
 * :func:`check_messages`: does a claim say exactly what a source says (yes / no);
 * :func:`answer_messages` with :func:`answer_grammar`: does the numbered
   evidence answer the question, and one direct answer sentence citing it.
@@ -22,6 +24,7 @@ __all__ = [
     "CHECK_SYSTEM",
     "CLAIM_SYSTEM",
     "LANGUAGE_NAMES",
+    "TRANSLATE_IN_CONTEXT_SYSTEM",
     "TRANSLATE_SYSTEM",
     "Message",
     "answer_grammar",
@@ -29,6 +32,7 @@ __all__ = [
     "check_messages",
     "claim_messages",
     "question_messages",
+    "translate_in_context_messages",
     "translate_messages",
 ]
 
@@ -94,6 +98,36 @@ _TRANSLATE_EXAMPLES: tuple[tuple[str, str, str], ...] = (
         "Después de la primera entrevista, la empresa suele tardar una o dos semanas en dar noticias.",
     ),
 )
+
+
+TRANSLATE_IN_CONTEXT_SYSTEM = TRANSLATE_SYSTEM + (
+    " The user may show the sentences before the quote as context, so that you know who is who and what "
+    "a phrase means there; translate only the quote."
+)
+# Made-up contexts for the worked examples above (same order), so the in-context request shows the
+# model that the context is read, never translated.
+_EXAMPLE_CONTEXTS = (
+    "Mi periodo de prueba termina en marzo y quiero cambiar de equipo.",
+    "I want to move to a product team next year, after two years on the support desk.",
+    "Ich habe mich vor zehn Tagen vorgestellt und noch nichts gehört.",
+)
+
+
+def _in_context_request(quote: str, language: str, context: str) -> str:
+    return f"Context (do not translate):\n<context>\n{neutralise(context)}\n</context>\n" + _translate_request(
+        quote, language
+    )
+
+
+def translate_in_context_messages(quote: str, lang: str, context: str) -> list[Message]:
+    """Like :func:`translate_messages`, with ``context`` (the text before the quote) shown, not translated."""
+    messages: list[Message] = [{"role": "system", "content": TRANSLATE_IN_CONTEXT_SYSTEM}]
+    for (source, language, translation), example_context in zip(_TRANSLATE_EXAMPLES, _EXAMPLE_CONTEXTS, strict=True):
+        messages.append({"role": "user", "content": _in_context_request(source, language, example_context)})
+        messages.append({"role": "assistant", "content": translation})
+    language = LANGUAGE_NAMES.get(lang, "English")
+    messages.append({"role": "user", "content": _in_context_request(quote, language, context)})
+    return messages
 
 
 def translate_messages(quote: str, lang: str) -> list[Message]:

@@ -21,6 +21,13 @@ beneath it, labelled as a machine translation, only if it passes every check:
   translation that changed a word or a role ("what she knows about" for "how well
   she knows") tends to come back further from the quote than a faithful one.
 
+With the sentences before the quote at hand (``context``), the model translates the quote twice:
+alone, and with that context shown ("do not translate"). A phrase the sentence alone leaves open
+("dejar caer las palabras", put in a good word) or who is who is often right only in context, and
+the model sometimes translates the context instead; of the candidates that pass every check, the
+one the model's strict check scores higher is kept. The check is not calibrated enough to judge a
+translation alone, but it ranks two renderings of the same quote well (measured in docs/answers.md).
+
 Between two languages neither of which is English (a Spanish quote for a German
 asker), the quote is translated into English first and that checked English
 translation into the asker's language (:func:`pivots`); the result is checked
@@ -49,7 +56,7 @@ from advisor.embedders import Embedder
 from advisor.faithfulness import TRANSLATION_THRESHOLD, check_claim
 from advisor.generation import Generation, Generator, TokenSink
 from advisor.lang import detect_language, words
-from advisor.prompts import translate_messages
+from advisor.prompts import Message, translate_in_context_messages, translate_messages
 
 __all__ = [
     "CONFIDENCE_FLOOR",
@@ -69,7 +76,7 @@ __all__ = [
 ]
 
 TRANSLATION_SUPPORT = 0.6  # cosine a translation must reach with the sentence it translates
-CACHE_VERSION = "4"  # bump when the prompt or the checks change: old verdicts are then ignored
+CACHE_VERSION = "5"  # bump when the prompt or the checks change: old verdicts are then ignored
 PIVOT = "en"
 # The lowest probability the model may have given a token of its own translation. Measured with
 # scripts/translation_confidence.py on tests/data/translations.yaml (translations the advisor showed,
@@ -201,35 +208,65 @@ def translate(
     on_token: TokenSink | None = None,
     via: str | None = None,
     round_trip: bool = False,
+    context: str = "",
 ) -> Translated:
     """Translate ``quote`` into ``lang`` and check the translation (see the module docstring).
 
     ``via``: a checked English translation of ``quote`` to translate from instead (see
-    :func:`pivots`); the result is still checked against ``quote`` itself. ``round_trip``: also
-    translate the result back into ``quote_lang`` and refuse it when that no longer reads like
-    ``quote``.
+    :func:`pivots`); the result is still checked against ``quote`` itself. ``context``: the
+    sentences before the quote in its document; the model then also translates the quote with
+    them shown, and of the two translations that pass every check the one the model's strict
+    check finds more faithful is kept (the plain one on a tie). ``round_trip``: also translate
+    the result back into ``quote_lang`` and refuse it when that no longer reads like ``quote``.
     """
     source = via or quote
-    reply = generator.chat(translate_messages(source, lang), _budget(source), on_token=on_token, timeout=timeout)
-    if reply.finish not in {"stop", "length"}:
-        return Translated(None, f"translation {reply.finish}")
-    text, why = plain_translation(reply.text, quote, lang, embedder)
-    if text is None:
-        return Translated(None, why)
-    verdict = check_claim(generator, quote, quote_lang, text, lang, TRANSLATION_THRESHOLD)
-    if not verdict.ok:
-        return Translated(None, "; ".join(verdict.reasons) or "the model's check said no")
-    sure = translation_confidence(generator, source, lang, text)
-    if sure is not None and sure < CONFIDENCE_FLOOR:
-        return Translated(None, f"the model was unsure of a word of it (lowest token probability {sure:.2f})")
-    if round_trip:
-        back = translate_back(generator, text, quote_lang, timeout=timeout)
+    done, p = _candidate(
+        generator, embedder, translate_messages(source, lang), source, quote, quote_lang, lang, timeout, on_token
+    )
+    if context.strip() and via is None and done.reason != "translation timeout":
+        messages = translate_in_context_messages(quote, lang, context)
+        other, p_other = _candidate(generator, embedder, messages, quote, quote, quote_lang, lang, timeout, None)
+        if other.text is not None and (done.text is None or p_other > p):
+            done = other
+    if done.text is not None and round_trip:
+        back = translate_back(generator, done.text, quote_lang, timeout=timeout)
         if back.finish not in {"stop", "length"}:
             return Translated(None, f"translation {back.finish}")
         score = chrf(back.text.strip(), quote)
         if score < ROUND_TRIP_FLOOR:
             return Translated(None, f"translated back, it no longer reads like the quote (chrF {score:.2f})")
-    return Translated(text)
+    return done
+
+
+def _candidate(
+    generator: Generator,
+    embedder: Embedder,
+    messages: list[Message],
+    source: str,
+    quote: str,
+    quote_lang: str,
+    lang: str,
+    timeout: float,
+    on_token: TokenSink | None,
+) -> tuple[Translated, float]:
+    """The model's reply to one translation request, checked, and the model's check score (0 if refused).
+
+    The confidence is read under the plain request (:func:`translation_confidence`) for every
+    candidate, as it was measured.
+    """
+    reply = generator.chat(messages, _budget(source), on_token=on_token, timeout=timeout)
+    if reply.finish not in {"stop", "length"}:
+        return Translated(None, f"translation {reply.finish}"), 0.0
+    text, why = plain_translation(reply.text, quote, lang, embedder)
+    if text is None:
+        return Translated(None, why), 0.0
+    verdict = check_claim(generator, quote, quote_lang, text, lang, TRANSLATION_THRESHOLD)
+    if not verdict.ok:
+        return Translated(None, "; ".join(verdict.reasons) or "the model's check said no"), 0.0
+    sure = translation_confidence(generator, source, lang, text)
+    if sure is not None and sure < CONFIDENCE_FLOOR:
+        return Translated(None, f"the model was unsure of a word of it (lowest token probability {sure:.2f})"), 0.0
+    return Translated(text), verdict.score if math.isfinite(verdict.score) else 0.0
 
 
 def _budget(text: str) -> int:

@@ -160,12 +160,28 @@ class FakeGenerator:
 
 
 def prompt_kind(messages: Sequence[dict[str, str]]) -> str:
-    """Which request of the advisor's ``messages`` are: "translate", "check", "answer" or "claim"."""
-    from advisor.prompts import ANSWER_SYSTEM, CHECK_SYSTEM, CLAIM_SYSTEM, TRANSLATE_SYSTEM
+    """Which request of the advisor's ``messages`` are: "translate", "check", "answer" or "claim".
+
+    A translation with the text before the quote shown is "translate" too (see :func:`in_context`).
+    """
+    from advisor.prompts import ANSWER_SYSTEM, CHECK_SYSTEM, CLAIM_SYSTEM, TRANSLATE_IN_CONTEXT_SYSTEM, TRANSLATE_SYSTEM
 
     system = messages[0]["content"]
-    kinds = {TRANSLATE_SYSTEM: "translate", CHECK_SYSTEM: "check", ANSWER_SYSTEM: "answer", CLAIM_SYSTEM: "claim"}
+    kinds = {
+        TRANSLATE_SYSTEM: "translate",
+        TRANSLATE_IN_CONTEXT_SYSTEM: "translate",
+        CHECK_SYSTEM: "check",
+        ANSWER_SYSTEM: "answer",
+        CLAIM_SYSTEM: "claim",
+    }
     return kinds[system]
+
+
+def in_context(messages: Sequence[dict[str, str]]) -> bool:
+    """Whether ``messages`` ask for a translation with the sentences before the quote shown."""
+    from advisor.prompts import TRANSLATE_IN_CONTEXT_SYSTEM
+
+    return messages[0]["content"] == TRANSLATE_IN_CONTEXT_SYSTEM
 
 
 def evidence_lines(messages: Sequence[dict[str, str]]) -> list[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FakeGenerator, prompt_kind
+from conftest import FakeGenerator, in_context, prompt_kind
 
 from advisor import Advisor
 from advisor.embedders import UseEmbedder
@@ -25,7 +25,8 @@ QUESTION = "How well should my contact know the hiring manager before I ask for 
 
 
 def quote_of(messages: Any) -> str:
-    return str(messages[-1]["content"]).split("\n")[2]
+    """The quote a translation request asks for (after the context, when one is shown)."""
+    return str(messages[-1]["content"]).split("<quote>\n", 1)[1].split("\n</quote>", 1)[0]
 
 
 def gloss_advisor(
@@ -39,7 +40,9 @@ def gloss_advisor(
 ) -> tuple[Advisor, FakeGenerator]:
     def script(messages: Any) -> str:
         if prompt_kind(messages) == "translate":
-            return reply(quote_of(messages))
+            # the translation with the text before the quote shown is tested on its own: here it is
+            # refused (an empty reply), so these tests see the plain translation alone
+            return "" if in_context(messages) else reply(quote_of(messages))
         return "COVERED: no"  # no direct answer: the answer is extractive, with the translations
 
     gen = FakeGenerator(script, judge=lambda messages: judge, confidence=confidence)
@@ -96,6 +99,73 @@ def test_the_terminal_shows_an_extractive_answers_translations_beneath_its_quote
     # without a translation the extractive answer is the verbatim quotes, as before
     plain = _render_answer(adv.ask(QUESTION, llm=False), explain=False)
     assert "machine translation" not in plain and f"“{SPANISH}” [1]" in plain
+
+
+IN_CONTEXT = "Ask your contact how well she knows the hiring manager before you ask her for a recommendation."
+
+
+def test_the_quote_is_also_translated_in_context_and_the_rendering_the_check_prefers_is_kept(
+    tmp_home: Path, tmp_path: Path, use: UseEmbedder
+) -> None:
+    before = "Mi amiga Ana trabaja en la empresa. Ella conoce al equipo."
+    folder = tmp_path / "ctx"
+    folder.mkdir()
+    (folder / "consejos.txt").write_text(f"Consejos\n{before} {SPANISH}\n", encoding="utf-8")
+
+    def script(messages: Any) -> str:
+        if prompt_kind(messages) == "translate":
+            return IN_CONTEXT if in_context(messages) else FAITHFUL
+        return "COVERED: no"
+
+    def judge(prefers: str, other: float) -> Callable[[Any], float]:
+        return lambda messages: 0.9 if prefers in messages[-1]["content"] else other
+
+    def ask(home: Path, gen: FakeGenerator) -> list[str | None]:
+        adv = Advisor(home=home, embedder=use, generator=gen, abstain_threshold=0.0)
+        adv.ingest([folder])
+        answer = adv.ask(QUESTION, llm=True)
+        assert answer.quotes[0].text == SPANISH
+        return answer.translations
+
+    # the check scores the in-context rendering higher: it is the one shown
+    gen = FakeGenerator(script, judge=judge(IN_CONTEXT, 0.6))
+    assert ask(tmp_path / "h1", gen) == [IN_CONTEXT]
+    asked = [call for call in gen.calls if prompt_kind(call) == "translate" and in_context(call)]
+    assert len(asked) == 1
+    request = asked[0][-1]["content"]
+    # the sentences before the quote are shown as data, apart from the quote, and only the quote is asked for
+    context = request.split("<context>\n", 1)[1].split("\n</context>", 1)[0]
+    assert before in context and SPANISH not in context
+    assert quote_of(asked[0]) == SPANISH
+    # the check prefers the plain one, or scores them alike: the plain one is shown
+    assert ask(tmp_path / "h2", FakeGenerator(script, judge=judge(FAITHFUL, 0.6))) == [FAITHFUL]
+    assert ask(tmp_path / "h3", FakeGenerator(script, judge=lambda messages: 0.8)) == [FAITHFUL]
+
+    # the plain one fails a check (here: not in English): the in-context one is shown
+    def refused_alone(messages: Any) -> str:
+        if prompt_kind(messages) == "translate":
+            return IN_CONTEXT if in_context(messages) else SPANISH
+        return "COVERED: no"
+
+    assert ask(tmp_path / "h4", FakeGenerator(refused_alone)) == [IN_CONTEXT]
+
+
+def test_a_quote_with_nothing_before_it_is_translated_once(use: UseEmbedder) -> None:
+    from advisor.answering import context_before
+    from advisor.translation import translate
+    from advisor.types import Passage, Sentence
+
+    gen = FakeGenerator(lambda messages: FAITHFUL)
+    done = translate(gen, use, SPANISH, "es", "en", timeout=30, context="")
+    assert done.text == FAITHFUL
+    translations = [call for call in gen.calls if prompt_kind(call) == "translate"]
+    assert len(translations) == 1 and not in_context(translations[0])
+    # the context is the (up to two) sentences before the quote in its passage: none for its first sentence
+    text = f"Uno. Dos. Tres. {SPANISH}"
+    passage = Passage(source="s", title="t", lang="es", start=100, end=100 + len(text), text=text)
+    at = 100 + text.index(SPANISH)
+    assert context_before(passage, Sentence(SPANISH, at, at + len(SPANISH))) == "Dos. Tres."
+    assert context_before(passage, Sentence("Uno.", 100, 104)) == ""
 
 
 def test_a_checked_translation_is_cached_for_the_next_question(tmp_home: Path, docs: Path, use: UseEmbedder) -> None:
@@ -168,13 +238,13 @@ def test_a_translation_must_read_like_the_quote_again_when_translated_back(
         )
 
     def translated(gen: FakeGenerator) -> list[str]:
-        return [quote_of(call) for call in gen.calls if prompt_kind(call) == "translate"]
+        return [quote_of(call) for call in gen.calls if prompt_kind(call) == "translate" and not in_context(call)]
 
     # translated back into Spanish, a faithful translation returns (close to) the quote
     adv, gen = advisor(tmp_home, SPANISH)
     assert adv.ask(QUESTION, llm=True).translations == [FAITHFUL]
     assert translated(gen) == [SPANISH, FAITHFUL]  # the translation, then its way back
-    back = [call for call in gen.calls if prompt_kind(call) == "translate"][1]
+    back = [call for call in gen.calls if prompt_kind(call) == "translate" and not in_context(call)][1]
     assert back[-1]["content"].startswith("Translate into Spanish:")
     # one whose way back says something else ("what they know about" for "how well they know") is refused
     changed = "Pregunte a su contacto qué sabe del gerente de ventas y no pida nada."
@@ -223,7 +293,7 @@ def test_a_quote_for_a_german_asker_is_translated_through_english(tmp_home: Path
     gen.score = lambda messages, reply: checked.append(messages[-1]["content"]) or score(messages, reply)  # type: ignore[method-assign]
     answer = adv.ask(GERMAN_QUESTION, llm=True)
     assert answer.lang == "de" and answer.translations == [GERMAN]
-    asked = [call[-1]["content"] for call in gen.calls if prompt_kind(call) == "translate"]
+    asked = [call[-1]["content"] for call in gen.calls if prompt_kind(call) == "translate" and not in_context(call)]
     assert [a.split("\n")[0] for a in asked] == ["Translate into English:", "Translate into German:"]
     assert quote_of(gen.calls[0]) == SPANISH and FAITHFUL in asked[1] and SPANISH not in asked[1]
     # the German translation is checked against the Spanish quote itself, not against the English
@@ -275,7 +345,7 @@ def test_a_refused_english_step_leaves_the_direct_translation(tmp_home: Path, do
     replies = iter(["Nothing to do with it.", GERMAN])  # the English step fails its checks
     adv, gen = gloss_advisor(tmp_home, docs, use, lambda quote: next(replies))
     answer = adv.ask(GERMAN_QUESTION, llm=True)
-    asked = [call[-1]["content"] for call in gen.calls if prompt_kind(call) == "translate"]
+    asked = [call[-1]["content"] for call in gen.calls if prompt_kind(call) == "translate" and not in_context(call)]
     assert len(asked) == 2 and SPANISH in asked[1]  # no checked English: from the quote itself
     assert answer.translations == [GERMAN]
 

@@ -80,6 +80,7 @@ class AnswerOptions:
     translate: bool = True  # translate quotes in another language (with a model)
     english_fallback: bool = True  # a refused translation's checked English one is shown instead
     round_trip: bool = False  # a translation must also survive being translated back (see advisor.translation)
+    in_context: bool = False  # also translate with the sentences before the quote shown (see advisor.translation)
     judge_threshold: float = JUDGE_THRESHOLD
     max_tokens: int = ANSWER_TOKENS
     timeout: float = 120.0
@@ -141,7 +142,7 @@ def _translate_quotes(
             out.append(None)
             continue
         # the English step, made at most once per quote: the route to ``lang`` and the fallback share it
-        context = context_before(passage, quote)
+        context = context_before(passage, quote) if opts.in_context else ""
         english_step = cache(partial(_english, gen, quote.text, passage.lang, opts, context))
         out.append(_translation(gen, quote.text, passage.lang, lang, opts, english_step, context).text)
         if out[-1] is None:

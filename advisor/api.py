@@ -418,6 +418,7 @@ class Advisor:
             translate=self.settings.gloss,
             english_fallback=self.settings.english_fallback,
             round_trip=self.settings.translation_round_trip,
+            in_context=self.settings.translation_context,
             timeout=check_timeout(timeout) or self.settings.timeout,
             max_tokens=self.settings.max_tokens,
             on_token=on_token,
@@ -437,8 +438,9 @@ class Advisor:
         """Checked translations of quotes, cached per model under ``home/translations``."""
         with self._loading:
             if self._translations is None:
-                # verdicts with and without the round trip differ: each kept apart
+                # verdicts with and without the round trip or the in-context translation differ: each kept apart
                 checks = "+round-trip" if self.settings.translation_round_trip else ""
+                checks += "+context" if self.settings.translation_context else ""
                 self._translations = TranslationCache(self.settings.home / "translations", self.generator.name + checks)
         return self._translations
 

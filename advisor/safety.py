@@ -64,7 +64,7 @@ _CONTROL_RE = re.compile(
     r"|</?s>"
     r"|<start_of_turn>|<end_of_turn>|<bos>|<eos>"
     r"|\[/?INST\]|<</?SYS>>"
-    r"|</?source\b[^>]*>",  # our own delimiters
+    r"|</?(?:source|quote|context)\b[^>]*>",  # our own delimiters
     re.IGNORECASE,
 )
 _MARKER_RE = re.compile(r"\[(\s*\d+\s*(?:[,;]\s*\d+\s*)*)\]")

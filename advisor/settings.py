@@ -118,6 +118,14 @@ class Settings(BaseSettings):
             "longer reads like the quote (stricter, about 2-3 s more per new quote)"
         ),
     )
+    translation_context: bool = Field(
+        False,
+        description=(
+            "also translate each quote with the two sentences before it shown as context and keep, of the "
+            "translations that pass every check, the one the model's check scores higher (fewer wrong "
+            "translations, about twice the translation time)"
+        ),
+    )
     english_fallback: bool = Field(
         True,
         description=(

@@ -21,7 +21,8 @@ beneath it, labelled as a machine translation, only if it passes every check:
   translation that changed a word or a role ("what she knows about" for "how well
   she knows") tends to come back further from the quote than a faithful one.
 
-With the sentences before the quote at hand (``context``), the model translates the quote twice:
+Optionally (``Settings.translation_context``), with the sentences before the quote at hand
+(``context``), the model translates the quote twice:
 alone, and with that context shown ("do not translate"). A phrase the sentence alone leaves open
 ("dejar caer las palabras", put in a good word) or who is who is often right only in context, and
 the model sometimes translates the context instead; of the candidates that pass every check, the
@@ -76,7 +77,7 @@ __all__ = [
 ]
 
 TRANSLATION_SUPPORT = 0.6  # cosine a translation must reach with the sentence it translates
-CACHE_VERSION = "5"  # bump when the prompt or the checks change: old verdicts are then ignored
+CACHE_VERSION = "4"  # bump when the prompt or the checks change: old verdicts are then ignored
 PIVOT = "en"
 # The lowest probability the model may have given a token of its own translation. Measured with
 # scripts/translation_confidence.py on tests/data/translations.yaml (translations the advisor showed,

@@ -104,7 +104,7 @@ def test_the_terminal_shows_an_extractive_answers_translations_beneath_its_quote
 IN_CONTEXT = "Ask your contact how well she knows the hiring manager before you ask her for a recommendation."
 
 
-def test_the_quote_is_also_translated_in_context_and_the_rendering_the_check_prefers_is_kept(
+def test_with_translation_context_the_rendering_the_check_prefers_is_kept(
     tmp_home: Path, tmp_path: Path, use: UseEmbedder
 ) -> None:
     before = "Mi amiga Ana trabaja en la empresa. Ella conoce al equipo."
@@ -120,12 +120,17 @@ def test_the_quote_is_also_translated_in_context_and_the_rendering_the_check_pre
     def judge(prefers: str, other: float) -> Callable[[Any], float]:
         return lambda messages: 0.9 if prefers in messages[-1]["content"] else other
 
-    def ask(home: Path, gen: FakeGenerator) -> list[str | None]:
-        adv = Advisor(home=home, embedder=use, generator=gen, abstain_threshold=0.0)
+    def ask(home: Path, gen: FakeGenerator, on: bool = True) -> list[str | None]:
+        adv = Advisor(home=home, embedder=use, generator=gen, abstain_threshold=0.0, translation_context=on)
         adv.ingest([folder])
         answer = adv.ask(QUESTION, llm=True)
         assert answer.quotes[0].text == SPANISH
         return answer.translations
+
+    # off by default (ADVISOR_TRANSLATION_CONTEXT): the plain translation alone
+    plain = FakeGenerator(script)
+    assert ask(tmp_path / "h0", plain, on=False) == [FAITHFUL]
+    assert not any(in_context(call) for call in plain.calls)
 
     # the check scores the in-context rendering higher: it is the one shown
     gen = FakeGenerator(script, judge=judge(IN_CONTEXT, 0.6))

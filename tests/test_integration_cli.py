@@ -141,6 +141,7 @@ def test_bad_setting_in_the_environment_exits_6(tmp_path: Path, cli_env: dict[st
         ("ADVISOR_GLOSS", "maybe"),
         ("ADVISOR_ENGLISH_FALLBACK", "perhaps"),
         ("ADVISOR_TRANSLATION_ROUND_TRIP", "maybe"),
+        ("ADVISOR_TRANSLATION_CONTEXT", "sometimes"),
         ("ADVISOR_CORPUS", '["unclosed'),
         ("ADVISOR_CORPUS", '["~/notes", 3]'),
     ],

@@ -147,3 +147,24 @@ def test_the_translation_confidence_script_sweeps_floors_over_labelled_translati
     bad.write_text("- quote: x\n  lang: en\n  translation: y\n  label: maybe\n", encoding="utf-8")
     with pytest.raises(SystemExit, match="bad label"):
         tconf.load(bad)
+
+
+def test_the_translation_context_script_keeps_the_rendering_the_advisor_would() -> None:
+    import yaml
+
+    tctx = load_script("translation_context")
+    assert tctx.__doc__ and "python scripts/translation_context.py" in tctx.__doc__
+    items = yaml.safe_load(tctx.ITEMS.read_text(encoding="utf-8"))
+    assert len(items) >= 40 and {i["label"] for i in items} == {i["plain_label"] for i in items} == {
+        "faithful",
+        "wrong",
+    }
+    plain = {
+        (i["quote"], i["translation"]) for i in yaml.safe_load((tctx.REPO / "tests/data/translations.yaml").read_text())
+    }
+    assert all((i["quote"], i["plain"]) in plain for i in items)  # the plain renderings are the labelled ones
+    row = {"plain_label": "wrong", "label": "faithful", "plain_ok": True, "ctx_ok": True}
+    assert tctx.better({**row, "plain_p": 0.7, "ctx_p": 0.8}) == "faithful"  # scored higher: kept
+    assert tctx.better({**row, "plain_p": 0.8, "ctx_p": 0.8}) == "wrong"  # a tie: the plain one
+    assert tctx.better({**row, "plain_ok": False, "plain_p": 0.0, "ctx_p": 0.5}) == "faithful"
+    assert tctx.better({**row, "plain_ok": False, "ctx_ok": False, "plain_p": 0.0, "ctx_p": 0.0}) is None

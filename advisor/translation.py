@@ -21,13 +21,13 @@ beneath it, labelled as a machine translation, only if it passes every check:
   translation that changed a word or a role ("what she knows about" for "how well
   she knows") tends to come back further from the quote than a faithful one.
 
-Optionally (``Settings.translation_context``), with the sentences before the quote at hand
-(``context``), the model translates the quote twice:
-alone, and with that context shown ("do not translate"). A phrase the sentence alone leaves open
-("dejar caer las palabras", put in a good word) or who is who is often right only in context, and
-the model sometimes translates the context instead; of the candidates that pass every check, the
-one the model's strict check scores higher is kept. The check is not calibrated enough to judge a
-translation alone, but it ranks two renderings of the same quote well (measured in docs/answers.md).
+Optionally (``Settings.translation_context``), the model translates the quote twice: alone, and
+with the sentences before it in its passage shown as context ("do not translate"). A phrase the
+sentence alone leaves open ("dejar caer las palabras", put in a good word) or who is who is often
+right only in context, and the model sometimes translates the context instead; of the candidates
+that pass every check, the one the model's strict check scores higher is kept. The check is not
+calibrated enough to judge a translation alone, but it ranks two renderings of the same quote well
+(measured in docs/answers.md).
 
 Between two languages neither of which is English (a Spanish quote for a German
 asker), the quote is translated into English first and that checked English
@@ -224,7 +224,8 @@ def translate(
     done, p = _candidate(
         generator, embedder, translate_messages(source, lang), source, quote, quote_lang, lang, timeout, on_token
     )
-    if context.strip() and via is None and done.reason != "translation timeout":
+    stopped = done.reason.startswith("translation ")  # a deadline, or the reader went away: no second request
+    if context.strip() and via is None and not stopped:
         messages = translate_in_context_messages(quote, lang, context)
         other, p_other = _candidate(generator, embedder, messages, quote, quote, quote_lang, lang, timeout, None)
         if other.text is not None and (done.text is None or p_other > p):

@@ -160,7 +160,8 @@ def test_the_translation_context_script_keeps_the_rendering_the_advisor_would() 
         "wrong",
     }
     plain = {
-        (i["quote"], i["translation"]) for i in yaml.safe_load((tctx.REPO / "tests/data/translations.yaml").read_text())
+        (i["quote"], i["translation"])
+        for i in yaml.safe_load((tctx.REPO / "tests/data/translations.yaml").read_text(encoding="utf-8"))
     }
     assert all((i["quote"], i["plain"]) in plain for i in items)  # the plain renderings are the labelled ones
     row = {"plain_label": "wrong", "label": "faithful", "plain_ok": True, "ctx_ok": True}

@@ -308,6 +308,36 @@ class LlamaCppGenerator(ChatBackend):
         system = [m for m in messages[:1] if m["role"] == "system"]
         return self.count_tokens(system[0]["content"]) if system else 0
 
+    def _fixed_start(self, messages: Sequence[Message], prompt: list[int]) -> int:
+        """How many leading tokens of ``prompt`` every request of this kind shares: all but the last
+        message's text (the system prompt and the worked examples)."""
+        head = [*messages[:-1], {"role": messages[-1]["role"], "content": ""}] if messages else []
+        return min(_shared_start(self._prompt_tokens(head), prompt), max(0, len(prompt) - 1))
+
+    def _prepare(self, llm: Any, prompt: list[int], fixed: int) -> None:
+        """Leave ``llm`` holding ``prompt`` but its last token, evaluated the same way whatever came before.
+
+        llama.cpp's results depend a little on how tokens were split into batches, so a request that
+        reused whatever start the previous one left (a longer or shorter shared prefix) could read
+        or write differently from the same request on a fresh context: a greedy answer, a check's
+        probability or a translation could change with the questions asked before it. Here the fixed
+        start (``fixed`` tokens) is always evaluated alone and the rest but the last token in one
+        batch; a context already holding exactly that (the same prompt again, as for the replies of
+        a yes/no check or a translation's confidence) is kept. The last token is then evaluated
+        alone by generation and by scoring alike.
+        """
+        head = len(prompt) - 1
+        cached = _shared_start(llm.input_ids[: llm.n_tokens].tolist(), prompt[:head])
+        if cached == head and llm.n_tokens >= head:
+            llm.n_tokens = head
+            return
+        if cached < fixed or fixed == 0:
+            llm.n_tokens = 0
+            llm.eval(prompt[:fixed])
+        else:
+            llm.n_tokens = fixed
+        llm.eval(prompt[fixed:head])
+
     def _prompt_tokens(self, messages: Sequence[Message]) -> list[int]:
         """The token ids the model sees for ``messages`` with the reply about to start."""
         if self.has_template:
@@ -330,7 +360,10 @@ class LlamaCppGenerator(ChatBackend):
         with self._lock:
             prompt = self._prompt_tokens(messages)
             llm = self._context_for(prompt, self._system_tokens(messages))
-            return self._score(llm, prompt, self._llm.tokenize(reply.encode("utf-8"), add_bos=False))
+            target = self._llm.tokenize(reply.encode("utf-8"), add_bos=False)
+            if target and len(prompt) + len(target) <= self.n_ctx:
+                self._prepare(llm, prompt, self._fixed_start(messages, prompt))
+            return self._score(llm, prompt, target)
 
     def _score(self, llm: Any, prompt: list[int], target: list[int]) -> list[float]:
         import numpy as np
@@ -394,6 +427,7 @@ class LlamaCppGenerator(ChatBackend):
             if len(tokens) + max_tokens > self.n_ctx:
                 raise ValueError(f"{len(tokens)} prompt tokens and {max_tokens} to write exceed n_ctx={self.n_ctx}")
             llm = self._context_for(tokens, self._system_tokens(messages))
+            self._prepare(llm, tokens, self._fixed_start(messages, tokens))
             # a chat template's end-of-turn token ends generation by itself (llama.cpp's end-of-generation set)
             stream = llm.create_completion(prompt=tokens, stop=[] if self.has_template else ["###"], **kwargs)
             pieces, first_token_at, finish = _read_stream(stream, call.on_token, t0 + call.timeout)

@@ -279,6 +279,8 @@ class LlamaCppGenerator(ChatBackend):
         # longest common start of the previous prompt in a context). The weights are memory-mapped
         # once and shared; a context costs its KV cache (tens of MB).
         self._pool: list[Any] = [self._llm]
+        # per context: the prompt it last evaluated in full (see _prepare) and the logits after it
+        self._head_logits: dict[int, tuple[tuple[int, ...], Any]] = {}
 
     def _load(self, llama: Any) -> Any:
         return llama(verbose=False, **self._options)
@@ -314,29 +316,36 @@ class LlamaCppGenerator(ChatBackend):
         head = [*messages[:-1], {"role": messages[-1]["role"], "content": ""}] if messages else []
         return min(_shared_start(self._prompt_tokens(head), prompt), max(0, len(prompt) - 1))
 
-    def _prepare(self, llm: Any, prompt: list[int], fixed: int) -> None:
-        """Leave ``llm`` holding ``prompt`` but its last token, evaluated the same way whatever came before.
+    def _prepare(self, llm: Any, prompt: list[int], fixed: int, reuse: bool = False) -> Any:
+        """Leave ``llm`` holding ``prompt``, evaluated the same way whatever came before; its next-token logits.
 
         llama.cpp's results depend a little on how tokens were split into batches, so a request that
         reused whatever start the previous one left (a longer or shorter shared prefix) could read
         or write differently from the same request on a fresh context: a greedy answer, a check's
         probability or a translation could change with the questions asked before it. Here the fixed
-        start (``fixed`` tokens) is always evaluated alone and the rest but the last token in one
-        batch; a context already holding exactly that (the same prompt again, as for the replies of
-        a yes/no check or a translation's confidence) is kept. The last token is then evaluated
-        alone by generation and by scoring alike.
+        start (``fixed`` tokens: the system prompt and worked examples) is always evaluated alone and
+        the rest of the prompt in one batch. With ``reuse`` (scoring), a context that already holds
+        exactly this prompt from such an evaluation (the replies of one yes/no check, a translation's
+        confidence pass after the translation) is kept, with the logits saved then.
         """
-        head = len(prompt) - 1
-        cached = _shared_start(llm.input_ids[: llm.n_tokens].tolist(), prompt[:head])
-        if cached == head and llm.n_tokens >= head:
-            llm.n_tokens = head
-            return
+        import numpy as np
+
+        key = tuple(prompt)
+        saved = self._head_logits.get(id(llm))
+        cached = _shared_start(llm.input_ids[: llm.n_tokens].tolist(), prompt)
+        if reuse and saved is not None and saved[0] == key and cached == len(prompt):
+            llm.n_tokens = len(prompt)
+            llm._ctx.kv_cache_seq_rm(-1, len(prompt), -1)
+            return saved[1]
         if cached < fixed or fixed == 0:
             llm.n_tokens = 0
             llm.eval(prompt[:fixed])
         else:
             llm.n_tokens = fixed
-        llm.eval(prompt[fixed:head])
+        llm.eval(prompt[fixed:])
+        logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(llm.n_vocab(),)).copy()
+        self._head_logits[id(llm)] = (key, logits)
+        return logits
 
     def _prompt_tokens(self, messages: Sequence[Message]) -> list[int]:
         """The token ids the model sees for ``messages`` with the reply about to start."""
@@ -361,24 +370,18 @@ class LlamaCppGenerator(ChatBackend):
             prompt = self._prompt_tokens(messages)
             llm = self._context_for(prompt, self._system_tokens(messages))
             target = self._llm.tokenize(reply.encode("utf-8"), add_bos=False)
-            if target and len(prompt) + len(target) <= self.n_ctx:
-                self._prepare(llm, prompt, self._fixed_start(messages, prompt))
-            return self._score(llm, prompt, target)
+            return self._score(llm, prompt, target, self._fixed_start(messages, prompt))
 
-    def _score(self, llm: Any, prompt: list[int], target: list[int]) -> list[float]:
+    def _score(self, llm: Any, prompt: list[int], target: list[int], fixed: int) -> list[float]:
         import numpy as np
 
         if not target:
             return []
         if len(prompt) + len(target) > self.n_ctx:
             raise GenerationError("the text to check does not fit the context window; raise ADVISOR_N_CTX")
-        # keep the cached start (the system prompt)
-        same = _shared_start(llm.input_ids[: llm.n_tokens].tolist(), prompt[:-1])
-        llm.n_tokens = same
-        llm.eval(prompt[same:])
+        rows = [self._prepare(llm, prompt, fixed, reuse=True)]
+        start = len(prompt)
         n_vocab = llm.n_vocab()
-        rows = [np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(n_vocab,)).copy()]
-        start = llm.n_tokens
         llm._batch.set_batch(batch=target, n_past=start, logits_all=True)
         llm._ctx.decode(llm._batch)
         tail = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(target) * n_vocab,)).reshape(

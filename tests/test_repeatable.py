@@ -2,7 +2,8 @@
 
 llama.cpp's results depend a little on how a prompt's tokens were split into batches, and each
 context reuses the start the previous request left; before the advisor evaluated every request
-the same way (advisor.generation.LlamaCppGenerator._prepare), the same quote could be translated
+the same way (advisor.generation.LlamaCppGenerator._prepare: the fixed start alone, the rest in one
+batch), the same quote could be translated
 differently on a fresh context than after other questions, and a check's probability moved.
 """
 

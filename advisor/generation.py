@@ -274,10 +274,10 @@ class LlamaCppGenerator(ChatBackend):
         self._formatter: Any = None
         self._lock = threading.Lock()
         self._grammars: dict[str, Any] = {}
-        # One llama.cpp context per kind of request (translate, translate in context, check, answer): each keeps its
-        # instructions evaluated, so a question pays only for its own tokens (llama.cpp reuses the
-        # longest common start of the previous prompt in a context). The weights are memory-mapped
-        # once and shared; a context costs its KV cache (tens of MB).
+        # One llama.cpp context per kind of request (translate, translate in context, check, answer):
+        # each keeps its instructions and worked examples evaluated, so a question pays only for its
+        # own tokens (see _prepare). The weights are memory-mapped once and shared; a context costs
+        # its KV cache (tens of MB).
         self._pool: list[Any] = [self._llm]
         # per context: the prompt it last evaluated in full (see _prepare) and the logits after it
         self._head_logits: dict[int, tuple[tuple[int, ...], Any]] = {}

@@ -166,6 +166,8 @@ def test_the_local_model_answers_one_thread_at_a_time() -> None:
     gen._llm, gen.has_template, gen.temperature, gen.seed = OneAtATime(), False, 0.0, 0
     gen.n_ctx, gen._pool, gen._grammars = 4096, [gen._llm], {}
     gen._lock = threading.Lock()
+    gen._head_logits = {}
+    gen._prepare = lambda *args, **kwargs: None  # type: ignore[method-assign]  # the fake keeps no KV cache
     threads = [threading.Thread(target=gen.chat, args=([{"role": "user", "content": "hi"}], 8)) for _ in range(4)]
     for t in threads:
         t.start()

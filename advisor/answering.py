@@ -205,7 +205,7 @@ def _translation(
         )
         if sink is not None:
             sink("\n")
-        if opts.translations is not None and done.reason != "translation timeout":
+        if opts.translations is not None and not done.stopped:
             opts.translations.put(quote, lang, done.text)
     return done
 

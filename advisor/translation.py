@@ -66,6 +66,7 @@ __all__ = [
     "TRANSLATION_SUPPORT",
     "Translated",
     "TranslationCache",
+    "check_translation",
     "chrf",
     "lowest_probability",
     "pivots",
@@ -119,11 +120,16 @@ def pivots(quote_lang: str, lang: str) -> bool:
 
 @dataclass(frozen=True)
 class Translated:
-    """A translation that passed its checks (``text``), or why there is none (``reason``)."""
+    """A translation that passed its checks (``text``), or why there is none (``reason``).
+
+    ``stopped``: the model's request was cut short (a deadline, or the reader went away), so
+    there is no verdict on the quote: nothing is cached and no further request is made.
+    """
 
     text: str | None
     reason: str = ""
     cached: bool = False
+    stopped: bool = False
 
 
 def plain_translation(reply: str, quote: str, lang: str, embedder: Embedder) -> tuple[str | None, str]:
@@ -224,8 +230,7 @@ def translate(
     done, p = _candidate(
         generator, embedder, translate_messages(source, lang), source, quote, quote_lang, lang, timeout, on_token
     )
-    stopped = done.reason.startswith("translation ")  # a deadline, or the reader went away: no second request
-    if context.strip() and via is None and not stopped:
+    if context.strip() and via is None and not done.stopped:
         messages = translate_in_context_messages(quote, lang, context)
         other, p_other = _candidate(generator, embedder, messages, quote, quote, quote_lang, lang, timeout, None)
         if other.text is not None and (done.text is None or p_other > p):
@@ -233,7 +238,7 @@ def translate(
     if done.text is not None and round_trip:
         back = translate_back(generator, done.text, quote_lang, timeout=timeout)
         if back.finish not in {"stop", "length"}:
-            return Translated(None, f"translation {back.finish}")
+            return Translated(None, f"translation {back.finish}", stopped=True)
         score = chrf(back.text.strip(), quote)
         if score < ROUND_TRIP_FLOOR:
             return Translated(None, f"translated back, it no longer reads like the quote (chrF {score:.2f})")
@@ -251,21 +256,38 @@ def _candidate(
     timeout: float,
     on_token: TokenSink | None,
 ) -> tuple[Translated, float]:
-    """The model's reply to one translation request, checked, and the model's check score (0 if refused).
-
-    The confidence is read under the plain request (:func:`translation_confidence`) for every
-    candidate, as it was measured.
-    """
+    """The model's reply to one translation request, checked (:func:`check_translation`)."""
     reply = generator.chat(messages, _budget(source), on_token=on_token, timeout=timeout)
     if reply.finish not in {"stop", "length"}:
-        return Translated(None, f"translation {reply.finish}"), 0.0
-    text, why = plain_translation(reply.text, quote, lang, embedder)
+        return Translated(None, f"translation {reply.finish}", stopped=True), 0.0
+    return check_translation(generator, embedder, reply.text, quote, quote_lang, lang, source=source)
+
+
+def check_translation(
+    generator: Generator,
+    embedder: Embedder,
+    reply: str,
+    quote: str,
+    quote_lang: str,
+    lang: str,
+    *,
+    source: str | None = None,
+) -> tuple[Translated, float]:
+    """``reply`` as a translation of ``quote`` into ``lang`` if it passes every check, and the check's score.
+
+    The checks of the module docstring, in order: the plain-translation rules, the lexical
+    conflicts and the model's strict check (its probability of "yes" is the score; 0 when
+    refused), the confidence floor. ``source``: the text the model translated (a checked English
+    translation of ``quote`` when the translation went through English; ``quote`` by default);
+    the confidence is read under the plain request for it, as it was measured.
+    """
+    text, why = plain_translation(reply, quote, lang, embedder)
     if text is None:
         return Translated(None, why), 0.0
     verdict = check_claim(generator, quote, quote_lang, text, lang, TRANSLATION_THRESHOLD)
     if not verdict.ok:
         return Translated(None, "; ".join(verdict.reasons) or "the model's check said no"), 0.0
-    sure = translation_confidence(generator, source, lang, text)
+    sure = translation_confidence(generator, source or quote, lang, text)
     if sure is not None and sure < CONFIDENCE_FLOOR:
         return Translated(None, f"the model was unsure of a word of it (lowest token probability {sure:.2f})"), 0.0
     return Translated(text), verdict.score if math.isfinite(verdict.score) else 0.0

@@ -30,8 +30,7 @@ from typing import Any
 
 import yaml
 
-from advisor.faithfulness import TRANSLATION_THRESHOLD, check_claim
-from advisor.translation import CONFIDENCE_FLOOR, plain_translation, translation_confidence
+from advisor.translation import check_translation
 
 REPO = Path(__file__).resolve().parent.parent
 ITEMS = REPO / "tests" / "data" / "translations_in_context.yaml"
@@ -39,15 +38,8 @@ ITEMS = REPO / "tests" / "data" / "translations_in_context.yaml"
 
 def verdict(adv: Any, item: dict[str, Any], text: str) -> tuple[bool, float]:
     """Whether ``text`` passes every check as a translation of the item's quote, and the check's score."""
-    quote, quote_lang, lang = item["quote"], item["quote_lang"], item["lang"]
-    shown, _ = plain_translation(text, quote, lang, adv.embedder)
-    if shown is None:
-        return False, 0.0
-    checked = check_claim(adv.generator, quote, quote_lang, shown, lang, TRANSLATION_THRESHOLD)
-    if not checked.ok:
-        return False, 0.0
-    sure = translation_confidence(adv.generator, quote, lang, shown)
-    return (sure is None or sure >= CONFIDENCE_FLOOR), checked.score
+    done, score = check_translation(adv.generator, adv.embedder, text, item["quote"], item["quote_lang"], item["lang"])
+    return done.text is not None, score
 
 
 def better(r: dict[str, Any]) -> str | None:

@@ -101,6 +101,18 @@ def test_the_terminal_shows_an_extractive_answers_translations_beneath_its_quote
     assert "machine translation" not in plain and f"“{SPANISH}” [1]" in plain
 
 
+def test_a_translation_the_reader_walked_away_from_is_not_remembered_as_refused(
+    tmp_home: Path, docs: Path, use: UseEmbedder
+) -> None:
+    adv, gen = gloss_advisor(tmp_home, docs, use, lambda quote: FAITHFUL)
+    gone = adv.ask(QUESTION, llm=True, on_token=lambda text: False)  # type: ignore[arg-type,return-value]
+    assert gone.translations == [None]  # the request was cut short: nothing to show
+    asked = len(gen.calls)
+    again = adv.ask(QUESTION, llm=True)
+    assert again.translations == [FAITHFUL]  # translated now, not "refused earlier"
+    assert any(prompt_kind(call) == "translate" for call in gen.calls[asked:])
+
+
 IN_CONTEXT = "Ask your contact how well she knows the hiring manager before you ask her for a recommendation."
 
 

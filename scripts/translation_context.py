@@ -16,7 +16,8 @@ plain one on a tie). On 2026-12-03 (48 items; 16 plain and 17 in-context ones wr
 alone shows 32 faithful and 16 wrong; in context alone 24 and 8 (16 refused); the better checked
 36 and 12 (none refused). Where the two labels differ, the check's probability is higher for the
 faithful rendering in 16 of 19 pairs: it ranks two renderings of one quote well, though it cannot
-judge one alone (docs/answers.md).
+judge one alone (docs/answers.md). Run again after requests became repeatable: plain alone
+32 / 15 (one refused), the others unchanged, 14 of 19 pairs ranked right.
 """
 
 from __future__ import annotations

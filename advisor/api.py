@@ -13,6 +13,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +38,7 @@ from advisor.settings import MAX_K, Settings, load_settings
 from advisor.store import ChromaStore, Store
 from advisor.translation import TranslationCache
 from advisor.types import Answer, DocumentInfo, IngestReport, Passage, embedding_text
-from advisor.wordmatch import WordMatcher
+from advisor.wordmatch import WORD_THRESHOLDS, WordMatcher, covered_share
 
 if TYPE_CHECKING:
     from advisor.evaluation import EvalReport, Scenario
@@ -419,11 +420,19 @@ class Advisor:
             english_fallback=self.settings.english_fallback,
             round_trip=self.settings.translation_round_trip,
             in_context=self.settings.translation_context,
+            coverage=self._coverage(),
             timeout=check_timeout(timeout) or self.settings.timeout,
             max_tokens=self.settings.max_tokens,
             on_token=on_token,
         )
         return build_answer(found, options)
+
+    def _coverage(self) -> Callable[[str, str], float] | None:
+        """How much of a text a rendering covers, word by word (None: no word threshold for this embedder)."""
+        threshold = self.settings.word_threshold
+        if threshold is None:
+            threshold = WORD_THRESHOLDS.get(self.embedder.name)
+        return None if threshold is None else partial(covered_share, self.words, threshold)
 
     def prepare_model(self, progress: Callable[[int, int], None] | None = None) -> None:
         """Load the model now (assembling the default one first, reporting ``progress(bytes, total)``)."""

@@ -114,6 +114,8 @@ _NOT_AN_END = re.compile(
     r"(?:^\s*(?:[-*+]\s*)?\d{1,3}|(?:^|[\s(])(?:[A-Z][a-z]{0,3}|[^\W\d_]|vs|etc|ca|cf|approx|incl|bzw|usw|vgl|ej"
     r"|[^\W\d_](?:\.[^\W\d_])+))\.$"
 )
+
+
 def _joined(pieces: Sequence[str]) -> tuple[list[str], str]:
     """``pieces`` with each one split at an abbreviation or list number joined to the next.
 
@@ -157,7 +159,18 @@ def _claims(text: str) -> list[str]:
             pieces.append(piece)
     # "Dr. Smith recommends e.g. Python [1]." is one claim, not "Dr.", "Smith recommends e.g." and "Python [1]."
     joined, rest = _joined(pieces)
-    return [*joined, rest] if rest else joined
+    return _whole_quotes([*joined, rest] if rest else joined)
+
+
+def _whole_quotes(pieces: Sequence[str]) -> list[str]:
+    """``pieces`` with a quotation that spans several sentences (“A. B.” [1]) joined into one claim."""
+    out: list[str] = []
+    for piece in pieces:
+        if out and out[-1].count("“") > out[-1].count("”"):
+            out[-1] = f"{out[-1]} {piece}"
+        else:
+            out.append(piece)
+    return out
 
 
 def verify(

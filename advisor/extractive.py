@@ -13,12 +13,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from advisor.citations import MARKER_RE, evidence_sentences
+from advisor.citations import MARKER_RE, evidence_sentences, passage_sentences
 from advisor.embedders import Embedder
 from advisor.lang import words
 from advisor.types import Passage, Sentence
 
-__all__ = ["FRAME", "Pick", "extractive_answer", "select_evidence"]
+__all__ = ["FRAME", "Pick", "extractive_answer", "points_back", "select_evidence", "self_contained"]
 
 FRAME = {
     "en": ("What the sources say about your question:", "Source"),
@@ -195,15 +195,57 @@ def select_evidence(
 
     Parts: the key point (the sentence closest to the question), when (if the
     question asks about timing), how (what to say or write), a caveat from the
-    key point's own document, and more sentences up to three in all.
+    key point's own document, and more sentences up to three in all. A sentence
+    that opens by pointing back ("Es ist immer noch die beste Möglichkeit …") is
+    quoted together with the sentence before it (:func:`self_contained`).
     """
     scored = _score_sentences(question, passages, embedder, min_relative)
     # a quoted "[9]" would read as a citation marker naming no citation
     scored = [t for t in scored if not MARKER_RE.search(t.sentence.text)]
     asking = frozenset(i for i, p in enumerate(passages) if p.part == "question")
-    return [
-        Pick(role, i, sent) for role, i, sent in _pick_parts(question, scored, asking, [p.source for p in passages])
-    ]
+    parts = _pick_parts(question, scored, asking, [p.source for p in passages])
+    taken = {(passages[i].source, sent.start) for _, i, sent in parts}
+    return [Pick(role, i, self_contained(passages[i], sent, taken)) for role, i, sent in parts]
+
+
+# A sentence whose subject points back to the one before it: read alone, "It is still the best way to
+# follow up" (the thank-you note, in its article) answers a question about a LinkedIn request. German
+# "Das"/"Es" followed by a lower-case word is a pronoun ("Das ist …"), not an article ("Das Herstellen").
+_POINTS_BACK = re.compile(
+    r"^(?:(?:it|this|that|these|those|they|he|she|his|her|their)\s+[a-z]"
+    r"|(?:esto|eso|ello|esta|este|estas|estos|él|ella|ellos|ellas|su|sus)\s+[a-záéíóúñ]"
+    r"|(?:Es|Das|Dies|Dieser|Diese|Dieses|Er|Sein|Seine)\s+[a-zäöü])",
+)
+
+
+def points_back(text: str) -> bool:
+    """Whether ``text`` opens with a pronoun or demonstrative that needs the sentence before it."""
+    head = text.lstrip(" \"'“”„«»(")
+    if not head:
+        return False
+    # English and Spanish pronouns in any case; German ones capitalised, as a sentence starts
+    return bool(_POINTS_BACK.match(head[0].lower() + head[1:]) or _POINTS_BACK.match(head))
+
+
+def self_contained(passage: Passage, sentence: Sentence, taken: set[tuple[str, int]] | None = None) -> Sentence:
+    """``sentence``, or it and the sentence before it as one verbatim quote when it points back.
+
+    The sentence before must be in the same paragraph of ``passage``, be one that may support an
+    answer (:func:`advisor.citations.evidence_sentences`: an instruction planted in a document
+    never joins a quote), and not be quoted already (``taken``: (source, start) pairs).
+    """
+    if not points_back(sentence.text):
+        return sentence
+    before = [s for s in passage_sentences(passage) if s.end <= sentence.start]
+    if not before:
+        return sentence
+    prev = before[-1]
+    gap = passage.text[prev.end - passage.start : sentence.start - passage.start]
+    allowed = {s.start for s in evidence_sentences(passage)}
+    if "\n" in gap or prev.start not in allowed or (passage.source, prev.start) in (taken or set()):
+        return sentence
+    text = passage.text[prev.start - passage.start : sentence.end - passage.start]
+    return Sentence(text=text, start=prev.start, end=sentence.end)
 
 
 def extractive_answer(

@@ -27,7 +27,7 @@ import numpy as np
 from advisor.embedders import Embedder
 from advisor.lang import STOP_WORDS, words
 
-__all__ = ["WORD_THRESHOLDS", "WordMatcher", "content_words"]
+__all__ = ["WORD_THRESHOLDS", "WordMatcher", "content_words", "covered_share"]
 
 # Word-to-word cosine from which two words count as the same term, per embedder
 # (calibrated on tests/scenarios/shipped.yaml; see the README). Embedders not
@@ -131,3 +131,14 @@ class WordMatcher:
             best = (self.vectors(text_words) @ q.T).max(axis=0)  # each question word's best match
             out[i] = float(best[best >= threshold].sum())
         return out
+
+
+def covered_share(matcher: WordMatcher, threshold: float, text: str, rendering: str) -> float:
+    """The share of ``text``'s content words that ``rendering`` has, or a word within ``threshold`` of each.
+
+    1.0 when ``text`` has no content words. A rendering of a sentence covers it; a piece of it
+    ("Sie sind sich sicher, dass Sie derjenige sind …" from a sentence whose main clause calls
+    that attitude pushy) does not.
+    """
+    n = len(content_words(text))
+    return 1.0 if n == 0 else min(1.0, float(matcher.scores(text, [rendering], threshold)[0]) / n)

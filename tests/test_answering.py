@@ -14,6 +14,7 @@ from conftest import (
     FakeEmbedder,
     FakeGenerator,
     answering,
+    evidence_lines,
     prompt_kind,
     read_source,
     write_docs,
@@ -123,3 +124,41 @@ def test_stream_callback_receives_the_model_text(tmp_home: Path, two_topic_docs:
     pieces: list[str] = []
     adv.ask(QUESTION, llm=True, on_token=pieces.append)
     assert ANSWER in "".join(pieces)
+
+
+# A sentence of the German LinkedIn article, and what the default model once wrote from it: its
+# clause after the dash, without the main clause that calls that attitude pushy. It reads as advice
+# to be sure you are the one, the opposite of the article, and passed the similarity, lexical and
+# model checks (read on the shipped set, 2026-12-03).
+PUSHY = (
+    "Das Herstellen einer Verbindung über LinkedIn, bevor eine Entscheidung getroffen wurde, kann sowohl "
+    "aufdringlich als auch zu selbstbewusst ausfallen - Sie sind sich sicher, dass Sie derjenige sind, der eng "
+    "mit dem Interviewer über all diese anderen Kandidaten zusammenarbeitet."
+)
+PIECE = (
+    "Sie sollten sich sicher, dass Sie derjenige sind, der eng mit dem Interviewer über all diese anderen "
+    "Kandidaten zusammenarbeitet."
+)
+PUSHY_QUESTION = (
+    "Kann eine LinkedIn-Anfrage an den Interviewer meine Chancen verschlechtern, wenn er zwischen mir und "
+    "anderen Kandidaten noch schwankt?"
+)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("sentence", "shown"), [(PIECE, False), (PUSHY, True)])
+def test_an_answer_sentence_that_renders_only_a_piece_of_its_evidence_is_not_shown(
+    tmp_home: Path, tmp_path: Path, use: Any, sentence: str, shown: bool
+) -> None:
+    docs = write_docs(tmp_path / "de", {"linkedin.txt": f"LinkedIn vor dem Gespräch?\n{PUSHY}\n"})
+
+    def script(messages: Any) -> str:
+        n = next(i for i, line in enumerate(evidence_lines(messages), start=1) if "aufdringlich" in line)
+        return f"COVERED: yes\nANSWER: {sentence} [{n}]"
+
+    adv = Advisor(home=tmp_home, embedder=use, generator=FakeGenerator(script), abstain_threshold=0.0)
+    adv.ingest([docs])
+    answer = adv.ask(PUSHY_QUESTION, llm=True)
+    assert (answer.mode == "llm") is shown, answer.notes
+    if not shown:  # the piece is close enough to pass the similarity check: the coverage rule refuses it
+        assert any("renders only part of the evidence" in n for n in answer.notes), answer.notes

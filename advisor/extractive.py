@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from advisor.citations import MARKER_RE, evidence_sentences, passage_sentences
 from advisor.embedders import Embedder
 from advisor.lang import words
+from advisor.safety import looks_like_instructions
 from advisor.types import Passage, Sentence
 
 __all__ = ["FRAME", "Pick", "extractive_answer", "points_back", "select_evidence", "self_contained"]
@@ -209,30 +210,28 @@ def select_evidence(
 
 
 # A sentence whose subject points back to the one before it: read alone, "It is still the best way to
-# follow up" (the thank-you note, in its article) answers a question about a LinkedIn request. German
-# "Das"/"Es" followed by a lower-case word is a pronoun ("Das ist …"), not an article ("Das Herstellen").
+# follow up" (the thank-you note, in its article) answers a question about a LinkedIn request. English
+# and Spanish pronouns in any case; German ones capitalised, as a sentence starts, and followed by a
+# lower-case word: a pronoun ("Das ist …"), not an article ("Das Herstellen …").
 _POINTS_BACK = re.compile(
-    r"^(?:(?:it|this|that|these|those|they|he|she|his|her|their)\s+[a-z]"
-    r"|(?:esto|eso|ello|esta|este|estas|estos|él|ella|ellos|ellas|su|sus)\s+[a-záéíóúñ]"
-    r"|(?:Es|Das|Dies|Dieser|Diese|Dieses|Er|Sein|Seine)\s+[a-zäöü])",
+    r"(?i:it|this|that|these|those|they|he|she|his|her|their)\s+[a-z]"
+    r"|(?i:esto|eso|ello|esta|este|estas|estos|él|ella|ellos|ellas|su|sus)\s+[a-záéíóúñ]"
+    r"|(?:Es|Das|Dies|Dieser|Diese|Dieses|Er|Sein|Seine)\s+[a-zäöü]"
 )
 
 
 def points_back(text: str) -> bool:
     """Whether ``text`` opens with a pronoun or demonstrative that needs the sentence before it."""
-    head = text.lstrip(" \"'“”„«»(")
-    if not head:
-        return False
-    # English and Spanish pronouns in any case; German ones capitalised, as a sentence starts
-    return bool(_POINTS_BACK.match(head[0].lower() + head[1:]) or _POINTS_BACK.match(head))
+    return bool(_POINTS_BACK.match(text.lstrip(" \"'“”„«»(")))
 
 
 def self_contained(passage: Passage, sentence: Sentence, taken: set[tuple[str, int]] | None = None) -> Sentence:
     """``sentence``, or it and the sentence before it as one verbatim quote when it points back.
 
     The sentence before must be in the same paragraph of ``passage``, be one that may support an
-    answer (:func:`advisor.citations.evidence_sentences`: an instruction planted in a document
-    never joins a quote), and not be quoted already (``taken``: (source, start) pairs).
+    answer (not addressed to a model, as :func:`advisor.citations.evidence_sentences` has it: an
+    instruction planted in a document never joins a quote), and not be quoted already (``taken``:
+    (source, start) pairs).
     """
     if not points_back(sentence.text):
         return sentence
@@ -241,8 +240,7 @@ def self_contained(passage: Passage, sentence: Sentence, taken: set[tuple[str, i
         return sentence
     prev = before[-1]
     gap = passage.text[prev.end - passage.start : sentence.start - passage.start]
-    allowed = {s.start for s in evidence_sentences(passage)}
-    if "\n" in gap or prev.start not in allowed or (passage.source, prev.start) in (taken or set()):
+    if "\n" in gap or looks_like_instructions(prev.text) or (passage.source, prev.start) in (taken or set()):
         return sentence
     text = passage.text[prev.start - passage.start : sentence.end - passage.start]
     return Sentence(text=text, start=prev.start, end=sentence.end)

@@ -285,15 +285,15 @@ class LlamaCppGenerator(ChatBackend):
     def _load(self, llama: Any) -> Any:
         return llama(verbose=False, **self._options)
 
-    def _context_for(self, tokens: Sequence[int], system_tokens: int) -> Any:
+    def _context_for(self, tokens: Sequence[int], fixed: int) -> Any:
         """The context whose evaluated tokens share the longest start with ``tokens`` (a new one if none
-        shares the system prompt and the pool has room)."""
+        shares the ``fixed`` start of this kind of request, see :meth:`_fixed_start`, and the pool has room)."""
 
         def shared(llm: Any) -> int:
             return _shared_start(llm.input_ids[: llm.n_tokens].tolist(), tokens)
 
         best = max(self._pool, key=shared)
-        if shared(best) < max(1, system_tokens):
+        if shared(best) < max(1, fixed):
             fresh = next((llm for llm in self._pool if llm.n_tokens == 0), None)
             if fresh is None and len(self._pool) < CONTEXTS:
                 from llama_cpp import Llama
@@ -305,10 +305,6 @@ class LlamaCppGenerator(ChatBackend):
         self._pool.remove(best)
         self._pool.append(best)  # most recently used last
         return best
-
-    def _system_tokens(self, messages: Sequence[Message]) -> int:
-        system = [m for m in messages[:1] if m["role"] == "system"]
-        return self.count_tokens(system[0]["content"]) if system else 0
 
     def _fixed_start(self, messages: Sequence[Message], prompt: list[int]) -> int:
         """How many leading tokens of ``prompt`` every request of this kind shares: all but the last
@@ -368,9 +364,10 @@ class LlamaCppGenerator(ChatBackend):
         """
         with self._lock:
             prompt = self._prompt_tokens(messages)
-            llm = self._context_for(prompt, self._system_tokens(messages))
+            fixed = self._fixed_start(messages, prompt)
+            llm = self._context_for(prompt, fixed)
             target = self._llm.tokenize(reply.encode("utf-8"), add_bos=False)
-            return self._score(llm, prompt, target, self._fixed_start(messages, prompt))
+            return self._score(llm, prompt, target, fixed)
 
     def _score(self, llm: Any, prompt: list[int], target: list[int], fixed: int) -> list[float]:
         import numpy as np
@@ -429,8 +426,9 @@ class LlamaCppGenerator(ChatBackend):
             tokens = self._prompt_tokens(messages)
             if len(tokens) + max_tokens > self.n_ctx:
                 raise ValueError(f"{len(tokens)} prompt tokens and {max_tokens} to write exceed n_ctx={self.n_ctx}")
-            llm = self._context_for(tokens, self._system_tokens(messages))
-            self._prepare(llm, tokens, self._fixed_start(messages, tokens))
+            fixed = self._fixed_start(messages, tokens)
+            llm = self._context_for(tokens, fixed)
+            self._prepare(llm, tokens, fixed)
             # a chat template's end-of-turn token ends generation by itself (llama.cpp's end-of-generation set)
             stream = llm.create_completion(prompt=tokens, stop=[] if self.has_template else ["###"], **kwargs)
             pieces, first_token_at, finish = _read_stream(stream, call.on_token, t0 + call.timeout)

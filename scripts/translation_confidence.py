@@ -34,6 +34,22 @@ ADVISOR_TRANSLATION_ROUND_TRIP=true; it is off by default (see docs/answers.md).
 source, the quote as the claim; the advisor asks it quote first) and sweeps floors on that
 probability over the items the confidence floor lets through. On 2026-12-03: 0.6 stopped 4 of the
 21 wrong ones and dropped 2 of 38 faithful ones; 0.7 stopped 8 and dropped 11. Not used.
+
+``--check`` sweeps floors on the probability of the model's strict check as the advisor asks it
+(quote as the source, translation as the claim; every item passed it at 0.4), over all items and
+per asker language: would a stricter bar for the translations a model-written answer rests on
+keep wrong ones out of answers? On 2026-12-03: 0.7 stopped 13 of 29 wrong and kept 32 of 39
+faithful ones, but 10 of the 13 are German (German translations score low whether right or
+wrong: 0.7 also drops all 6 faithful German ones). Among the 48 English ones (16 wrong), 0.75
+stops 1 wrong and drops 4 faithful, 0.8 stops 9 and drops 13 ("stressful and self-doubting" for
+*aufdringlich als auch zu selbstbewusst* scores 0.75). Not used.
+
+``--words`` (no model) scores each translation by the share of the quote's content words it
+renders, word by word with the multilingual word vectors at the word-match threshold
+(:func:`advisor.wordmatch.covered_share`, the rule an answer sentence must pass against its
+evidence). On 2026-12-03: below 0.5 stopped 16 of 29 wrong and dropped 8 of 39 faithful; the
+"stressful and self-doubting" one renders 0.51. Held-out and shipped items disagree (below 0.4:
+held-out 1 of 13 wrong stopped, 3 of 21 faithful dropped; shipped 10 of 16 and 0 of 18). Not used.
 """
 
 from __future__ import annotations
@@ -50,6 +66,7 @@ import yaml
 from advisor.faithfulness import yes_probability
 from advisor.prompts import Message, check_messages
 from advisor.translation import CONFIDENCE_FLOOR, chrf, lowest_probability, translate_back, translation_logprobs
+from advisor.wordmatch import WORD_THRESHOLDS, covered_share
 
 REPO = Path(__file__).resolve().parent.parent
 ITEMS = REPO / "tests" / "data" / "translations.yaml"
@@ -57,6 +74,8 @@ MIN_FLOORS = (0.02, 0.05, 0.08, 0.1, 0.12, 0.15, 0.2, 0.3)
 MEAN_FLOORS = (-1.0, -0.8, -0.6, -0.5, -0.4, -0.3, -0.2)
 CHRF_FLOORS = (0.4, 0.45, 0.5, 0.52, 0.54, 0.56, 0.6)
 REVERSE_FLOORS = (0.5, 0.55, 0.6, 0.65, 0.7)
+CHECK_FLOORS = (0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85)
+WORD_FLOORS = (0.4, 0.5, 0.6, 0.7)
 
 
 def load(path: Path) -> list[dict[str, Any]]:
@@ -92,14 +111,30 @@ def reverse_messages(item: dict[str, Any]) -> list[Message]:
     return check_messages(item["translation"], item["lang"], item["quote"], item["quote_lang"])
 
 
+def check_messages_for(item: dict[str, Any]) -> list[Message]:
+    """The model's strict check as the advisor asks it of a translation: the quote as the source."""
+    return check_messages(item["quote"], item["quote_lang"], item["translation"], item["lang"])
+
+
+def parts(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The rows by scenario set, by asker language ("lang:en") and all together."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        out.setdefault(row.get("set", "all"), []).append(row)
+    for row in rows:
+        out.setdefault(f"lang:{row['lang']}", []).append(row)
+    out["all"] = list(rows)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("items", nargs="?", type=Path, default=ITEMS)
     ap.add_argument("--json", type=Path, help="write every item's scores here")
     ap.add_argument("--round-trip", action="store_true", help="also score each translation translated back (chrF)")
-    ap.add_argument(
-        "--reverse", action="store_true", help="also ask the model's check the other way round"
-    )
+    ap.add_argument("--reverse", action="store_true", help="also ask the model's check the other way round")
+    ap.add_argument("--check", action="store_true", help="also sweep stricter floors on the model's check")
+    ap.add_argument("--words", action="store_true", help="also score the share of the quote's words rendered")
     args = ap.parse_args(argv)
     items = load(args.items)
     from advisor import Advisor
@@ -107,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with Advisor(tempfile.mkdtemp(prefix="advisor-tconf-")) as adv:
         gen = adv.generator
+        words = adv.words if args.words else None
+        threshold = WORD_THRESHOLDS.get(adv.embedder.name, 0.7) if args.words else 0.0
         for item in items:
             source = item.get("via") or item["quote"]
             logprobs = translation_logprobs(gen, source, item["lang"], item["translation"])
@@ -120,11 +157,14 @@ def main(argv: list[str] | None = None) -> int:
                 row |= {"back": back, "round_trip": round(chrf(back, item["quote"]), 4)}
             if args.reverse:
                 row |= {"reverse_p": round(yes_probability(gen, reverse_messages(item)), 4)}
+            if args.check:
+                row |= {"check_p": round(yes_probability(gen, check_messages_for(item)), 4)}
+            if words is not None:
+                row |= {"words": round(covered_share(words, threshold, item["quote"], item["translation"]), 4)}
             rows.append(row)
             print(f"{item['label']:8} min_p={low:.3f} mean={mean:.2f} {item['translation'][:70]}", file=sys.stderr)
     report: dict[str, Any] = {"items": len(rows)}
-    for name in [*sorted({r.get("set", "all") for r in rows}), "all"]:
-        part = [r for r in rows if name == "all" or r.get("set", "all") == name]
+    for name, part in parts(rows).items():
         report[name] = {"min_p": sweep(part, "min_p", MIN_FLOORS), "mean_logp": sweep(part, "mean_logp", MEAN_FLOORS)}
         if args.round_trip:
             sure = [r for r in part if r["min_p"] >= CONFIDENCE_FLOOR]
@@ -135,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.reverse:
             sure = [r for r in part if r["min_p"] >= CONFIDENCE_FLOOR]
             report[name] |= {"reverse_after_confidence": sweep(sure, "reverse_p", REVERSE_FLOORS)}
+        if args.check:
+            report[name] |= {"check": sweep(part, "check_p", CHECK_FLOORS)}
+        if args.words:
+            report[name] |= {"words": sweep(part, "words", WORD_FLOORS)}
     print(json.dumps(report, indent=2, ensure_ascii=False))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2, ensure_ascii=False), encoding="utf-8")

@@ -143,6 +143,17 @@ def test_the_translation_confidence_script_sweeps_floors_over_labelled_translati
     item = {"quote": "Espera una semana.", "quote_lang": "es", "translation": "Wait a week.", "lang": "en"}
     asked = tconf.reverse_messages(item)[-1]["content"]
     assert "Source (English): Wait a week." in asked and "Claim (Spanish): Espera una semana." in asked
+    # --check: the advisor's own way round, the quote as the source
+    asked = tconf.check_messages_for(item)[-1]["content"]
+    assert "Source (Spanish): Espera una semana." in asked and "Claim (English): Wait a week." in asked
+    # the sweeps are reported per scenario set, per asker language and for all items
+    rows = [
+        {"set": "holdout", "lang": "en", "label": "wrong"},
+        {"set": "shipped", "lang": "de", "label": "faithful"},
+        {"set": "shipped", "lang": "en", "label": "faithful"},
+    ]
+    groups = tconf.parts(rows)
+    assert {k: len(v) for k, v in groups.items()} == {"holdout": 1, "shipped": 2, "lang:en": 2, "lang:de": 1, "all": 3}
     bad = tmp_path / "bad.yaml"
     bad.write_text("- quote: x\n  lang: en\n  translation: y\n  label: maybe\n", encoding="utf-8")
     with pytest.raises(SystemExit, match="bad label"):

@@ -20,6 +20,7 @@ import http.client
 import importlib.util
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from advisor.errors import ConfigError, GenerationError, ModelError, first_line
 from advisor.modelparts import BUNDLED_MODEL_FILE, bundled_model_path
+from advisor.promptcache import PromptStates
 from advisor.prompts import Message
 from advisor.registry import Registry
 
@@ -244,6 +246,7 @@ class LlamaCppGenerator(ChatBackend):
         seed: int = 0,
         temperature: float = 0.0,
         probe_dir: Path | None = None,
+        state_dir: Path | None = None,
     ) -> None:
         check_gguf(path)  # a bad file gets its own message before the probe runs it
         probe_native(path, probe_dir)
@@ -281,6 +284,15 @@ class LlamaCppGenerator(ChatBackend):
         self._pool: list[Any] = [self._llm]
         # per context: the prompt it last evaluated in full (see _prepare) and the logits after it
         self._head_logits: dict[int, tuple[tuple[int, ...], Any]] = {}
+        # evaluated fixed starts saved on disk for the next process (None: not kept)
+        self._states: PromptStates | None = None
+        if state_dir is not None:
+            # what could make the same tokens evaluate to other values: the model, the build, the
+            # context and batch sizes, the threads that evaluated them and the machine's cores
+            llm = self._llm
+            used = (getattr(llm, "n_threads", n_threads), getattr(llm, "n_threads_batch", n_threads))
+            identity = f"{_build_key(path)}|{n_ctx}|{llm.n_batch}|{used}|{os.cpu_count()}"
+            self._states = PromptStates(state_dir, identity)
 
     def _load(self, llama: Any) -> Any:
         return llama(verbose=False, **self._options)
@@ -335,7 +347,11 @@ class LlamaCppGenerator(ChatBackend):
             return saved[1]
         if cached < fixed or fixed == 0:
             llm.n_tokens = 0
-            llm.eval(prompt[:fixed])
+            head = prompt[:fixed]
+            if self._states is None or not self._states.restore(llm, head):
+                llm.eval(head)
+                if self._states is not None:
+                    self._states.save(llm, head)
         else:
             llm.n_tokens = fixed
         llm.eval(prompt[fixed:])
@@ -639,6 +655,7 @@ def _llama_cpp(settings: Settings, progress: ModelProgress | None = None) -> Gen
         seed=settings.seed,
         temperature=settings.temperature,
         probe_dir=settings.home,
+        state_dir=settings.home / "prompt-states" if settings.prompt_cache else None,
     )
 
 

@@ -47,9 +47,7 @@ class Settings(BaseSettings):
     """Every tunable of the advisor. See the README's *Settings* table."""
 
     # inf and nan are refused: ADVISOR_ABSTAIN_THRESHOLD=nan would silently turn abstention off
-    model_config = SettingsConfigDict(
-        env_prefix="ADVISOR_", extra="forbid", validate_default=True, allow_inf_nan=False
-    )
+    model_config = SettingsConfigDict(env_prefix="ADVISOR_", extra="forbid", validate_default=True, allow_inf_nan=False)
 
     home: Path = Field(default_factory=default_home, description="data directory (store, caches)")
     corpus: Annotated[list[Path], NoDecode] = Field(
@@ -131,6 +129,13 @@ class Settings(BaseSettings):
         description=(
             "when a quote's translation into the question's language fails its checks, show the quote's "
             "checked English translation instead, labelled as English (Spanish and German askers)"
+        ),
+    )
+    prompt_cache: bool = Field(
+        True,
+        description=(
+            "keep the local model's evaluated prompt starts (instructions and worked examples) in "
+            "<home>/prompt-states, so a new `advisor ask` does not evaluate them again (about 20 MB)"
         ),
     )
     max_tokens: int = Field(

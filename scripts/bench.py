@@ -45,6 +45,14 @@ generation
     decode-only ratios, and tokens/s of both. Both models use ``--gen-threads``
     (default 1: with every core, llama.cpp's threads wait on each other whenever
     another process takes a core, and the pairs become mostly noise).
+cold
+    ``advisor ask --json`` as a new process, the way a user asks from the shell, on a home
+    whose store is built but which has not seen the question (no cached translations),
+    with the saved prompt starts (``<home>/prompt-states``, made by an earlier run of the
+    same questions on another home) and with ``ADVISOR_PROMPT_CACHE=false``, in pairs with
+    alternating order, one question per pair. The two answers must be the same (text, mode,
+    translations). Reported: median wall time of each side and the median per-pair ratio
+    with / without.
 answer
     ``Advisor.ask(q, llm=True)`` on ~5 questions with the advisor's own thread
     setting (``--threads``, default all cores): medians of retrieve / prompt
@@ -116,7 +124,7 @@ from advisor.wordmatch import content_words
 
 REPO = Path(__file__).resolve().parent.parent
 SCENARIOS = REPO / "tests" / "scenarios" / "shipped.yaml"
-SECTIONS = ("startup", "retrieval", "synthetic", "generation", "answer", "ingest", "formats", "serve", "rss")
+SECTIONS = ("startup", "retrieval", "synthetic", "generation", "cold", "answer", "ingest", "formats", "serve", "rss")
 
 # Peak-RSS wrapper: runs exactly one command, waits for it, reports its peak RSS.
 RSS_WRAPPER = (
@@ -140,6 +148,7 @@ class Plan:
     generation_pairs: int = 6
     generation_max_tokens: int = 64
     answer_questions: int = 5
+    cold_pairs: int = 6
     ingest_replicas: int = 4
     ingest_pairs: int = 9
     formats_replicas: int = 2
@@ -156,6 +165,7 @@ QUICK = Plan(
     generation_pairs=2,
     generation_max_tokens=24,
     answer_questions=2,
+    cold_pairs=2,
     ingest_replicas=2,
     ingest_pairs=3,
     formats_replicas=1,
@@ -712,6 +722,67 @@ def bench_generation(ctx: Context, res: Results) -> None:
 # -- 4. answer latency ---------------------------------------------------------
 
 
+def _cold_ask(exe: str, question: str, home: Path, cache: bool) -> tuple[float, dict[str, Any]]:
+    """Wall seconds of one ``advisor ask --json`` process and what it printed."""
+    env = subprocess_env({"ADVISOR_PROMPT_CACHE": "true" if cache else "false"})
+    t = time.perf_counter()
+    proc = subprocess.run(
+        [exe, "ask", question, "--home", str(home), "--json"], env=env, capture_output=True, text=True, check=False
+    )
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise SystemExit(f"advisor ask failed ({proc.returncode}): {proc.stderr.strip()[-300:]}")
+    return wall, json.loads(proc.stdout)
+
+
+def _shown(printed: dict[str, Any]) -> tuple[Any, ...]:
+    """What a reader sees of an answer: its text, mode and each quote's translations."""
+    glosses = [(c.get("translation"), c.get("english_translation")) for c in printed["citations"]]
+    return printed["answer"], printed["mode"], tuple(glosses)
+
+
+def bench_cold(ctx: Context, res: Results) -> None:
+    exe = advisor_bin()
+    base = ctx.workdir / "cold-base"
+    subprocess.run([exe, "ingest", "--home", str(base)], env=subprocess_env(), capture_output=True, check=True)
+    chosen = spread([x for x in ctx.scenarios if x.in_scope], ctx.plan.cold_pairs)
+    warm = ctx.workdir / "cold-warm"  # earlier questions leave the prompt starts saved
+    shutil.copytree(base, warm)
+    for sc in chosen:
+        _cold_ask(exe, sc.question, warm, cache=True)
+    rows: list[dict[str, Any]] = []
+    for n, sc in enumerate(chosen):
+        walls: dict[bool, float] = {}
+        shown: dict[bool, tuple[Any, ...]] = {}
+        for cache in (True, False) if n % 2 == 0 else (False, True):
+            home = ctx.workdir / f"cold-{n}-{'on' if cache else 'off'}"
+            shutil.copytree(base, home)
+            if cache:
+                shutil.copytree(warm / "prompt-states", home / "prompt-states")
+            walls[cache], printed = _cold_ask(exe, sc.question, home, cache)
+            shown[cache] = _shown(printed)
+        rows.append(
+            {"id": sc.id, "with_s": walls[True], "without_s": walls[False], "ratio": walls[True] / walls[False]}
+        )
+        rows[-1]["same_answer"] = shown[True] == shown[False]
+        log(f"cold {sc.id}: {walls[True]:.1f} s with saved prompt starts, {walls[False]:.1f} s without")
+    same = all(r["same_answer"] for r in rows)
+    out = {
+        "pairs": rows,
+        "with_s": median([r["with_s"] for r in rows]),
+        "without_s": median([r["without_s"] for r in rows]),
+        "ratio_median": median([r["ratio"] for r in rows]),
+        "same_answers": same,
+    }
+    res.sections["cold"] = out
+    res.note(
+        f"cold `advisor ask` ({len(rows)} pairs): median s with / without saved prompt starts, ratio",
+        f"{out['with_s']:.1f} / {out['without_s']:.1f}, {out['ratio_median']:.2f}x (same answers: {same})",
+    )
+    share = sum(r["same_answer"] for r in rows) / len(rows) if rows else math.nan
+    res.target("cold ask: share of pairs with the same answer either way", share, "= 1", same, "share")
+
+
 def bench_answer(ctx: Context, res: Results) -> None:
     adv = ctx.shipped()
     t0 = time.perf_counter()
@@ -1103,6 +1174,7 @@ RUNNERS: dict[str, Callable[[Context, Results], None]] = {
     "retrieval": bench_retrieval,
     "synthetic": bench_synthetic,
     "generation": bench_generation,
+    "cold": bench_cold,
     "answer": bench_answer,
     "ingest": bench_ingest,
     "formats": bench_formats,
@@ -1115,6 +1187,8 @@ def markdown(res: Results) -> str:
     lines = ["| target | measured | goal | result |", "|---|---|---|---|"]
     for t in res.targets:
         value = f"{t.value:.3f} s" if t.unit == "s" else f"{t.value:.1f} ms" if t.unit == "ms" else f"{t.value:.3f}x"
+        if t.unit == "share":
+            value = f"{t.value:.2f}"
         lines.append(f"| {t.name} | {value} | {t.goal} | {'PASS' if t.ok else 'FAIL'} |")
     if res.info:
         lines += ["", "| measurement | value |", "|---|---|"]

@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,10 @@ class PromptStates:
         return self.directory / f"{key}.state", self.directory / f"{key}.json"
 
     def restore(self, llm: Any, tokens: Sequence[int]) -> bool:
-        """Load the saved memory of ``tokens`` into ``llm``'s context; False (context cleared) if there is none."""
+        """Load the saved memory of ``tokens`` into ``llm``'s context; False if none is saved or it is damaged.
+
+        On False the caller evaluates ``tokens`` from the start of the context, as without a saved state.
+        """
         if not tokens:
             return False
         data, manifest = self._paths(tokens)
@@ -107,9 +111,12 @@ class PromptStates:
             finally:
                 Path(tmp).unlink(missing_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(record, fh)
-            os.replace(tmp, manifest)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    json.dump(record, fh)
+                os.replace(tmp, manifest)
+            finally:
+                Path(tmp).unlink(missing_ok=True)
             self._prune()
         except OSError:
             return
@@ -118,6 +125,8 @@ class PromptStates:
         records = sorted(self.directory.glob("*.json"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
         for manifest in records[KEEP:]:
             self._drop(manifest.with_suffix(".state"), manifest)
+        stale = time.time() - 3600  # a process that died while saving left its temporary file
+        self._drop(*(tmp for tmp in self.directory.glob("*.tmp") if tmp.stat().st_mtime < stale))
 
     @staticmethod
     def _drop(*paths: Path) -> None:

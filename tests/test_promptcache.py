@@ -45,7 +45,13 @@ def test_only_the_most_recently_used_starts_are_kept(tmp_path: Path) -> None:
         data.write_bytes(b"x")
         record.write_text("{}", encoding="utf-8")
         os.utime(record, ns=(n * 10**9, n * 10**9))
+    left = tmp_path / "left-by-a-crash.tmp"
+    left.write_bytes(b"x")
+    os.utime(left, ns=(0, 0))
+    writing = tmp_path / "being-written.tmp"
+    writing.write_bytes(b"x")
     states._prune()
+    assert not left.exists() and writing.exists()
     kept = {p.stem for p in tmp_path.glob("*.json")}
     assert kept == {states._paths([n])[1].stem for n in range(5, KEEP + 5)}
     assert {p.stem for p in tmp_path.glob("*.state")} == kept

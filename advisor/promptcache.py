@@ -28,17 +28,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from advisor.models import file_sha256
+
 __all__ = ["KEEP", "PromptStates"]
 
 KEEP = 24  # saved starts kept (a few kinds of request x languages; older prompts' states are pruned)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class PromptStates:
@@ -66,7 +60,7 @@ class PromptStates:
         data, manifest = self._paths(tokens)
         try:
             meta = json.loads(manifest.read_text(encoding="utf-8"))
-            if data.stat().st_size != meta["size"] or _sha256(data) != meta["sha256"]:
+            if data.stat().st_size != meta["size"] or file_sha256(data) != meta["sha256"]:
                 raise ValueError("the saved state does not match its record")
         except FileNotFoundError:
             return False
@@ -106,7 +100,7 @@ class PromptStates:
                 ids = (llama_cpp.llama_token * len(tokens))(*tokens)
                 if not llama_cpp.llama_state_seq_save_file(llm._ctx.ctx, tmp.encode(), 0, ids, len(tokens)):
                     return
-                record = {"size": Path(tmp).stat().st_size, "sha256": _sha256(Path(tmp)), "tokens": len(tokens)}
+                record = {"size": Path(tmp).stat().st_size, "sha256": file_sha256(Path(tmp)), "tokens": len(tokens)}
                 os.replace(tmp, data)
             finally:
                 Path(tmp).unlink(missing_ok=True)
